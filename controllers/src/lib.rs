@@ -1,0 +1,1 @@
+//! berth's controllers: the controller runtime and one reconciler per kind.
