@@ -66,7 +66,7 @@ pub enum Error {
     /// The requested revision is older than the compaction point: relist and watch again.
     #[error("revision {requested} has been compacted (compacted up to {compacted}, current {current})")]
     Compacted {
-        /// The revision the caller asked for.
+        /// The revision the watch was asked to start after.
         requested: Revision,
         /// The compaction point: revisions below it are gone.
         compacted: Revision,
