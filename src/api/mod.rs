@@ -1,0 +1,14 @@
+//! The Kubernetes-style API: the object layer every writer goes through, and its HTTP server.
+
+pub mod admission;
+pub mod auth;
+pub mod error;
+pub mod gc;
+pub mod object;
+pub mod objects;
+pub mod selector;
+pub mod server;
+pub mod watch;
+
+pub use error::{Error, Result, Status};
+pub use objects::{Api, DeleteOptions, List, WriteOptions};

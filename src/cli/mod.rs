@@ -1,0 +1,174 @@
+//! The `berth` command line: global flags and one subcommand per verb.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    api::server::Limits,
+    serve::{self, ServeOptions, StoreConfig},
+};
+
+/// berth: run applications, databases and services on Docker hosts the Kubernetes way.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The API server's URL (default: from the client config file).
+    #[arg(long, global = true, env = "BERTH_SERVER")]
+    pub server: Option<String>,
+    /// The bearer token (default: from the client config file).
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server (and, later, the controllers).
+    Serve(ServeArgs),
+    /// Print the CustomResourceDefinitions of every kind (or write them into a directory).
+    Crds {
+        /// Write one `<kind>.yaml` per kind into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the client and server versions.
+    Version,
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of `berth serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Directory of the embedded store (the default store).
+    #[arg(long, default_value = ".berth", conflicts_with = "etcd")]
+    pub data_dir: PathBuf,
+    /// Use etcd at these endpoints (comma-separated URLs) instead of the embedded store.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: SocketAddr,
+    /// Docker endpoint the controllers drive.
+    #[arg(long, default_value = "unix:///var/run/docker.sock")]
+    pub docker: String,
+    /// A YAML file of extra tokens: `tokens: [{name, token, role: viewer|admin}]`.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// Interval between watch bookmarks.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub bookmark_interval: Duration,
+    /// Deadline of a non-watch request.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 10s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} has an unknown unit (ms, s, m, h)")),
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => {
+            let store = if args.etcd.is_empty() {
+                StoreConfig::Embedded(args.data_dir)
+            } else {
+                StoreConfig::Etcd(args.etcd)
+            };
+            let limits = Limits {
+                bookmark_interval: args.bookmark_interval,
+                request_timeout: args.request_timeout,
+                ..Limits::default()
+            };
+            let opts = ServeOptions { store, listen: args.listen, tokens_file: args.tokens_file, limits };
+            match serve::run(opts).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "berth serve failed");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Crds { dir } => crds(dir.as_deref()),
+        Command::Version => {
+            println!("berth {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn crds(dir: Option<&std::path::Path>) -> ExitCode {
+    let docs = berth_crds::crd::all();
+    match dir {
+        None => {
+            for (_, yaml) in &docs {
+                print!("---\n{yaml}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(dir) => {
+            for (file, yaml) in &docs {
+                let path = dir.join(file);
+                if let Err(e) = std::fs::write(&path, yaml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

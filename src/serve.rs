@@ -1,0 +1,124 @@
+//! `berth serve`: open the store, then run the API server and its background tasks.
+//!
+//! # Guarantees
+//! - The embedded store's data directory is locked: a second server on it fails at start.
+//! - SIGINT/SIGTERM stop accepting, end watches, and give in-flight requests
+//!   [`Limits::shutdown_grace`] to finish before the store closes.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use berth_crds::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{
+        Api,
+        auth::{self, Tokens},
+        gc,
+        server::{self, Limits, State},
+    },
+    config::{self, ClientConfig},
+    store::{embedded::EmbeddedStore, etcd::EtcdStore},
+};
+
+/// Errors that stop `berth serve` from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] berth_crds::store::Error),
+    /// Tokens could not be set up.
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The client configuration could not be written.
+    #[error("cannot write the client configuration: {0}")]
+    Config(#[from] config::Error),
+}
+
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// The embedded store in a directory.
+    Embedded(PathBuf),
+    /// An etcd cluster.
+    Etcd(Vec<String>),
+}
+
+/// Options of `berth serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The store.
+    pub store: StoreConfig,
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// An optional file of extra (viewer) tokens.
+    pub tokens_file: Option<PathBuf>,
+    /// Server limits.
+    pub limits: Limits,
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, Error> {
+    Ok(match config {
+        StoreConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+        StoreConfig::Etcd(endpoints) => Arc::new(EtcdStore::connect(endpoints).await?),
+    })
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(opts: ServeOptions) -> Result<(), Error> {
+    let store = open_store(&opts.store).await?;
+    let (tokens, admin) = Tokens::load(store.as_ref(), opts.tokens_file.as_deref()).await?;
+    let listener = TcpListener::bind(opts.listen).await.map_err(|source| Error::Listen { addr: opts.listen, source })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen { addr: opts.listen, source })?;
+    let client_config = ClientConfig { server: format!("http://{local}"), token: admin };
+    let config_path = config::path()?;
+    config::write(&config_path, &client_config)?;
+
+    let shutdown = CancellationToken::new();
+    let api = Api::new(store);
+    let collector = tokio::spawn(gc::run(api.clone(), shutdown.clone()));
+    let state = Arc::new(State { api, tokens, limits: opts.limits, shutdown: shutdown.clone() });
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tracing::info!(listen = %local, config = %config_path.display(), "berth API serving");
+    server::serve(listener, state).await;
+    if let Err(e) = collector.await {
+        tracing::warn!(error = %e, "garbage collector task ended abnormally");
+    }
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    r = tokio::signal::ctrl_c() => if let Err(e) = r { tracing::warn!(error = %e, "cannot listen for ctrl-c") },
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for ctrl-c");
+    }
+    tracing::info!("shutdown signal received");
+    token.cancel();
+}

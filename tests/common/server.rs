@@ -1,0 +1,192 @@
+//! Starts real `berth serve` processes for end-to-end tests, and runs the real CLI.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The store a test server runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded store in the server's temp dir.
+    Embedded,
+    /// etcd at these endpoints.
+    Etcd(Vec<String>),
+}
+
+/// A running `berth serve`, killed on drop.
+pub struct BerthServer {
+    child: Option<Child>,
+    /// The server's base URL.
+    pub url: String,
+    /// The admin token.
+    pub token: String,
+    /// The client config file the server wrote (and the CLI reads).
+    pub config: PathBuf,
+    backend: Backend,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+/// The berth binary under test.
+pub fn berth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+impl BerthServer {
+    /// Starts a server on `backend` with extra `serve` arguments.
+    pub fn start(backend: Backend, extra_args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        let mut s = Self {
+            child: None,
+            url: String::new(),
+            token: String::new(),
+            config,
+            backend,
+            dir,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// The server's scratch directory (data dir of the embedded store lives in it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        match &self.backend {
+            Backend::Embedded => {
+                cmd.arg("--data-dir").arg(self.dir.path().join("data"));
+            }
+            Backend::Etcd(endpoints) => {
+                cmd.arg("--etcd").arg(endpoints.join(","));
+            }
+        }
+        cmd.args(&self.extra_args)
+            .env("BERTH_CONFIG", &self.config)
+            .env("BERTH_LOG", "info,berth=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("start berth serve"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berth serve exited with {status} during start:\n{}", self.log_tail());
+            }
+            if let Ok(Some(cfg)) = berth::config::read(&self.config) {
+                if ureq_ok(&format!("{}/readyz", cfg.server)) {
+                    self.url = cfg.server;
+                    self.token = cfg.token;
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "berth serve not ready in 30 s:\n{}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server with SIGKILL (no graceful shutdown) and starts it again on the same
+    /// store.
+    pub fn restart_hard(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Kills the server process (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A `berth` CLI command pointed at this server.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(berth_bin());
+        cmd.env("BERTH_CONFIG", &self.config)
+            .env_remove("BERTH_SERVER")
+            .env_remove("BERTH_TOKEN")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the CLI with `args` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli().args(args).output().expect("run berth")
+    }
+
+    /// Runs the CLI with `args` and `stdin` as standard input.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cli()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berth");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for BerthServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain GET that says whether the server answered 200 (used only while starting).
+fn ureq_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+/// Output helpers.
+pub trait OutputExt {
+    /// stdout as a string.
+    fn out(&self) -> String;
+    /// stderr as a string.
+    fn err(&self) -> String;
+    /// Asserts success and returns stdout.
+    fn ok(&self) -> String;
+}
+
+impl OutputExt for Output {
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn err(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn ok(&self) -> String {
+        assert!(self.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", self.status, self.out(), self.err());
+        self.out()
+    }
+}
