@@ -3,7 +3,12 @@
 //! Everything a client, a controller or a store backend needs to agree on lives here; the
 //! crate does no I/O of its own.
 
+pub mod meta;
+pub mod resource;
+pub mod rules;
+pub mod schema;
 pub mod store;
+pub mod validation;
 
 /// The API group of every berth kind.
 pub const GROUP: &str = "berth.dev";
