@@ -142,7 +142,11 @@ impl ObjectMeta {
         }
         let mut size = 0;
         for (key, value) in &self.annotations {
-            check(errors, join("metadata.annotations", key), rules::qualified_name(key));
+            check(
+                errors,
+                join("metadata.annotations", key),
+                rules::qualified_name(key),
+            );
             size += key.len() + value.len();
         }
         if size > ANNOTATIONS_MAX_BYTES {
@@ -153,9 +157,17 @@ impl ObjectMeta {
             ));
         }
         for (i, finalizer) in self.finalizers.iter().enumerate() {
-            check(errors, format!("metadata.finalizers[{i}]"), rules::qualified_name(finalizer));
+            check(
+                errors,
+                format!("metadata.finalizers[{i}]"),
+                rules::qualified_name(finalizer),
+            );
         }
-        let controllers = self.owner_references.iter().filter(|o| o.controller == Some(true)).count();
+        let controllers = self
+            .owner_references
+            .iter()
+            .filter(|o| o.controller == Some(true))
+            .count();
         if controllers > 1 {
             errors.push(FieldError::invalid(
                 "metadata.ownerReferences",
@@ -164,9 +176,16 @@ impl ObjectMeta {
         }
         for (i, owner) in self.owner_references.iter().enumerate() {
             let base = format!("metadata.ownerReferences[{i}]");
-            for (field, value) in [("apiVersion", &owner.api_version), ("kind", &owner.kind), ("uid", &owner.uid)] {
+            for (field, value) in [
+                ("apiVersion", &owner.api_version),
+                ("kind", &owner.kind),
+                ("uid", &owner.uid),
+            ] {
                 if value.is_empty() {
-                    errors.push(FieldError::required(format!("{base}.{field}"), "must not be empty"));
+                    errors.push(FieldError::required(
+                        format!("{base}.{field}"),
+                        "must not be empty",
+                    ));
                 }
             }
             check(errors, format!("{base}.name"), rules::dns1123_label(&owner.name));
@@ -178,7 +197,10 @@ impl ObjectMeta {
 pub fn validate_conditions(conditions: &[Condition], field: &str, errors: &mut Vec<FieldError>) {
     for (i, c) in conditions.iter().enumerate() {
         if c.type_.is_empty() {
-            errors.push(FieldError::required(format!("{field}[{i}].type"), "must not be empty"));
+            errors.push(FieldError::required(
+                format!("{field}[{i}].type"),
+                "must not be empty",
+            ));
         }
         if conditions[..i].iter().any(|o| o.type_ == c.type_) {
             errors.push(FieldError::duplicate(
@@ -229,7 +251,12 @@ mod tests {
         let fields: Vec<_> = errors_of(&m, false).into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["metadata.name", "metadata.labels[bad key]", "metadata.labels.tier", "metadata.finalizers[1]"]
+            [
+                "metadata.name",
+                "metadata.labels[bad key]",
+                "metadata.labels.tier",
+                "metadata.finalizers[1]"
+            ]
         );
         assert_eq!(errors_of(&meta("", None), false)[0].field, "metadata.name");
     }

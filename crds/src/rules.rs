@@ -17,7 +17,10 @@ fn invalid(message: impl Into<String>) -> RuleResult {
 }
 
 fn too_long(max: usize) -> RuleResult {
-    Err((FieldErrorKind::TooLong, format!("must be no more than {max} characters")))
+    Err((
+        FieldErrorKind::TooLong,
+        format!("must be no more than {max} characters"),
+    ))
 }
 
 /// Maximum length of a DNS-1123 label.
@@ -122,7 +125,9 @@ pub fn hostname(s: &str) -> RuleResult {
         )
     })?;
     if !s.contains('.') {
-        return invalid(format!("{s:?} must be a fully qualified domain name (e.g. 'app.example.com')"));
+        return invalid(format!(
+            "{s:?} must be a fully qualified domain name (e.g. 'app.example.com')"
+        ));
     }
     Ok(())
 }
@@ -158,7 +163,10 @@ pub fn cron_schedule(s: &str) -> RuleResult {
         .build();
     match parser.parse(trimmed) {
         Ok(_) => Ok(()),
-        Err(e) => invalid(format!("{s:?} is not a valid cron expression: {}", e.to_string().to_lowercase())),
+        Err(e) => invalid(format!(
+            "{s:?} is not a valid cron expression: {}",
+            e.to_string().to_lowercase()
+        )),
     }
 }
 
@@ -166,7 +174,9 @@ pub fn cron_schedule(s: &str) -> RuleResult {
 pub fn time_zone(s: &str) -> RuleResult {
     match s.parse::<chrono_tz::Tz>() {
         Ok(_) => Ok(()),
-        Err(_) => invalid(format!("{s:?} is not an IANA time zone name (e.g. 'UTC', 'Europe/Berlin')")),
+        Err(_) => invalid(format!(
+            "{s:?} is not an IANA time zone name (e.g. 'UTC', 'Europe/Berlin')"
+        )),
     }
 }
 
@@ -217,7 +227,9 @@ pub fn duration(s: &str) -> RuleResult {
 /// Parses a byte quantity: a decimal number with an optional suffix `k`, `M`, `G`, `T`, `P`
 /// (powers of 1000) or `Ki`, `Mi`, `Gi`, `Ti`, `Pi` (powers of 1024), e.g. `512Mi`, `10G`.
 pub fn parse_quantity(s: &str) -> Option<u64> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let factor: f64 = match suffix {
         "" => 1.0,
@@ -263,14 +275,17 @@ pub fn cpus(s: &str) -> RuleResult {
     };
     match value {
         Some(v) if v > 0.0 && v.is_finite() => Ok(()),
-        _ => invalid(format!("{s:?} is not a CPU amount: a positive number of CPUs ('0.5', '2') or millicores ('500m')")),
+        _ => invalid(format!(
+            "{s:?} is not a CPU amount: a positive number of CPUs ('0.5', '2') or millicores ('500m')"
+        )),
     }
 }
 
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_.-]*`.
 pub fn env_var_name(s: &str) -> RuleResult {
     let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
         return invalid(format!(
             "{s:?} is not a valid environment variable name: letters, digits, '_', '.', '-', not starting with a digit"
@@ -284,8 +299,14 @@ pub fn secret_key(s: &str) -> RuleResult {
     if s.len() > DNS1123_SUBDOMAIN_MAX {
         return too_long(DNS1123_SUBDOMAIN_MAX);
     }
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
-        return invalid(format!("{s:?} is not a valid secret key: letters, digits, '-', '.' or '_'"));
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return invalid(format!(
+            "{s:?} is not a valid secret key: letters, digits, '-', '.' or '_'"
+        ));
     }
     Ok(())
 }
@@ -296,9 +317,12 @@ pub fn docker_name(s: &str) -> RuleResult {
         return too_long(128);
     }
     let ok = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
-        return invalid(format!("{s:?} is not a valid Docker name: letters, digits, '_', '.', '-'"));
+        return invalid(format!(
+            "{s:?} is not a valid Docker name: letters, digits, '_', '.', '-'"
+        ));
     }
     Ok(())
 }
@@ -313,7 +337,9 @@ pub fn image_reference(s: &str) -> RuleResult {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '.' | '_' | '-' | '@'));
     if !ok {
-        return invalid(format!("{s:?} is not a valid image reference (e.g. 'nginx:1.27', 'ghcr.io/org/app:v1')"));
+        return invalid(format!(
+            "{s:?} is not a valid image reference (e.g. 'nginx:1.27', 'ghcr.io/org/app:v1')"
+        ));
     }
     Ok(())
 }
@@ -327,7 +353,9 @@ pub fn url(s: &str, schemes: &[&str]) -> RuleResult {
     if !schemes.contains(&scheme) {
         return bad(&format!("scheme must be one of {}", schemes.join(", ")));
     }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '`' | '"' | '<' | '>' | '\\')) {
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '`' | '"' | '<' | '>' | '\\'))
+    {
         return bad("contains whitespace or quoting characters");
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -362,7 +390,9 @@ pub fn email(s: &str) -> RuleResult {
         && s.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ','));
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ','));
     if !ok {
         return invalid(format!("{s:?} is not an e-mail address"));
     }
@@ -389,7 +419,10 @@ mod tests {
         for bad in ["", "-a", "a-", "My-App", "a_b", "a.b", "a b", "é"] {
             assert!(dns1123_label(bad).is_err(), "{bad} should be invalid");
         }
-        assert_eq!(dns1123_label(&"a".repeat(64)).map_err(|e| e.0), Err(FieldErrorKind::TooLong));
+        assert_eq!(
+            dns1123_label(&"a".repeat(64)).map_err(|e| e.0),
+            Err(FieldErrorKind::TooLong)
+        );
     }
 
     #[test]

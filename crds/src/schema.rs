@@ -40,7 +40,9 @@ pub fn schema_for<T: JsonSchema>() -> Value {
 const DROPPED: &[&str] = &["$schema", "title", "$defs", "definitions", "examples", "example"];
 
 fn clean(schema: &mut Value) {
-    let Some(node) = schema.as_object_mut() else { return };
+    let Some(node) = schema.as_object_mut() else {
+        return;
+    };
     for key in DROPPED {
         node.remove(*key);
     }
@@ -64,12 +66,16 @@ fn clean(schema: &mut Value) {
 /// `oneOf: [{type: string, enum: [a], description}, ...]` (what schemars emits for enums
 /// with documented variants) becomes `type: string, enum: [a, ...]`.
 fn flatten_one_of_enum(node: &mut Map<String, Value>) {
-    let Some(Value::Array(branches)) = node.get("oneOf") else { return };
+    let Some(Value::Array(branches)) = node.get("oneOf") else {
+        return;
+    };
     let mut values = Vec::new();
     let mut ty = None;
     for branch in branches {
         let Some(b) = branch.as_object() else { return };
-        if b.keys().any(|k| !matches!(k.as_str(), "type" | "enum" | "const" | "description")) {
+        if b.keys()
+            .any(|k| !matches!(k.as_str(), "type" | "enum" | "const" | "description"))
+        {
             return;
         }
         match (b.get("enum"), b.get("const")) {
@@ -94,17 +100,24 @@ fn flatten_one_of_enum(node: &mut Map<String, Value>) {
 /// `anyOf: [X, {nullable: true, const: null}]` (an `Option` of a non-simple schema) becomes
 /// `X` with `nullable: true`.
 fn flatten_nullable_any_of(node: &mut Map<String, Value>) {
-    let Some(Value::Array(branches)) = node.get("anyOf") else { return };
+    let Some(Value::Array(branches)) = node.get("anyOf") else {
+        return;
+    };
     if branches.len() != 2 {
         return;
     }
-    let is_null = |v: &Value| v.get("const").is_some_and(Value::is_null) || v.get("type") == Some(&Value::from("null"));
-    let (Some(null_at), Some(other_at)) = (branches.iter().position(is_null), branches.iter().position(|b| !is_null(b)))
-    else {
+    let is_null =
+        |v: &Value| v.get("const").is_some_and(Value::is_null) || v.get("type") == Some(&Value::from("null"));
+    let (Some(null_at), Some(other_at)) = (
+        branches.iter().position(is_null),
+        branches.iter().position(|b| !is_null(b)),
+    ) else {
         return;
     };
     let _ = null_at;
-    let Some(Value::Object(other)) = branches.get(other_at).cloned() else { return };
+    let Some(Value::Object(other)) = branches.get(other_at).cloned() else {
+        return;
+    };
     node.remove("anyOf");
     for (k, v) in other {
         node.entry(k).or_insert(v);
@@ -182,12 +195,21 @@ fn convert(error: &ValidationError<'_>, prefix: &str) -> Vec<FieldError> {
             .map(|field| FieldError::forbidden(join(&at, field), "field not declared in schema"))
             .collect(),
         ValidationErrorKind::Required { property } => {
-            let name = property.as_str().map_or_else(|| property.to_string(), str::to_string);
-            vec![FieldError::required(join(&at, &name), "required field is missing")]
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string);
+            vec![FieldError::required(
+                join(&at, &name),
+                "required field is missing",
+            )]
         }
         ValidationErrorKind::Type { kind } => one(
             FieldErrorKind::Invalid,
-            format!("must be of type {}, got {}", type_name(kind), json_type(error.instance())),
+            format!(
+                "must be of type {}, got {}",
+                type_name(kind),
+                json_type(error.instance())
+            ),
         ),
         ValidationErrorKind::Enum { options } => {
             let supported = options
@@ -196,24 +218,32 @@ fn convert(error: &ValidationError<'_>, prefix: &str) -> Vec<FieldError> {
                 .unwrap_or_default();
             one(
                 FieldErrorKind::NotSupported,
-                format!("unsupported value {}; supported values: {supported}", error.instance()),
+                format!(
+                    "unsupported value {}; supported values: {supported}",
+                    error.instance()
+                ),
             )
         }
-        ValidationErrorKind::MaxLength { limit } => {
-            one(FieldErrorKind::TooLong, format!("must be no more than {limit} characters"))
-        }
-        ValidationErrorKind::Minimum { limit } => {
-            one(FieldErrorKind::Invalid, format!("must be greater than or equal to {limit}"))
-        }
-        ValidationErrorKind::Maximum { limit } => {
-            one(FieldErrorKind::Invalid, format!("must be less than or equal to {limit}"))
-        }
-        ValidationErrorKind::MinItems { limit } => {
-            one(FieldErrorKind::Required, format!("must have at least {limit} item(s)"))
-        }
-        ValidationErrorKind::MinLength { limit } => {
-            one(FieldErrorKind::Required, format!("must be at least {limit} character(s)"))
-        }
+        ValidationErrorKind::MaxLength { limit } => one(
+            FieldErrorKind::TooLong,
+            format!("must be no more than {limit} characters"),
+        ),
+        ValidationErrorKind::Minimum { limit } => one(
+            FieldErrorKind::Invalid,
+            format!("must be greater than or equal to {limit}"),
+        ),
+        ValidationErrorKind::Maximum { limit } => one(
+            FieldErrorKind::Invalid,
+            format!("must be less than or equal to {limit}"),
+        ),
+        ValidationErrorKind::MinItems { limit } => one(
+            FieldErrorKind::Required,
+            format!("must have at least {limit} item(s)"),
+        ),
+        ValidationErrorKind::MinLength { limit } => one(
+            FieldErrorKind::Required,
+            format!("must be at least {limit} character(s)"),
+        ),
         ValidationErrorKind::UniqueItems => one(FieldErrorKind::Duplicate, "items must be unique".into()),
         _ => one(FieldErrorKind::Invalid, error.to_string()),
     }

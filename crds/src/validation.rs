@@ -113,13 +113,21 @@ impl fmt::Display for FieldError {
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 fn list(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl ValidationErrors {
     /// `Ok(())` when `errors` is empty, otherwise the errors.
     pub fn check(errors: Vec<FieldError>) -> Result<(), Self> {
-        if errors.is_empty() { Ok(()) } else { Err(Self(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Self(errors))
+        }
     }
 
     /// The errors reported for exactly `field`.
@@ -171,7 +179,10 @@ mod tests {
     fn join_uses_brackets_for_non_identifiers() {
         assert_eq!(join("spec", "ports"), "spec.ports");
         assert_eq!(join("", "spec"), "spec");
-        assert_eq!(join("metadata.labels", "app.kubernetes.io/name"), "metadata.labels[app.kubernetes.io/name]");
+        assert_eq!(
+            join("metadata.labels", "app.kubernetes.io/name"),
+            "metadata.labels[app.kubernetes.io/name]"
+        );
         assert_eq!(join("spec.data", "0key"), "spec.data[0key]");
     }
 

@@ -39,7 +39,11 @@ pub struct NamespacedSecretKeyRef {
 impl NamespacedSecretKeyRef {
     /// Checks the namespace, name and key at `field`.
     pub fn validate(&self, field: &str, errors: &mut Vec<FieldError>) {
-        check(errors, format!("{field}.namespace"), rules::dns1123_label(&self.namespace));
+        check(
+            errors,
+            format!("{field}.namespace"),
+            rules::dns1123_label(&self.namespace),
+        );
         check(errors, format!("{field}.name"), rules::dns1123_label(&self.name));
         check(errors, format!("{field}.key"), rules::secret_key(&self.key));
     }
@@ -51,12 +55,18 @@ pub fn exactly_one(field: &str, options: &[(&str, bool)], errors: &mut Vec<Field
     let names = options.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     match set.len() {
         1 => {}
-        0 => errors.push(FieldError::required(field, format!("exactly one of {names} must be set"))),
+        0 => errors.push(FieldError::required(
+            field,
+            format!("exactly one of {names} must be set"),
+        )),
         _ => {
             for name in set.iter().skip(1) {
                 errors.push(FieldError::forbidden(
                     format!("{field}.{name}"),
-                    format!("may not be set together with {}: exactly one of {names} is allowed", set[0]),
+                    format!(
+                        "may not be set together with {}: exactly one of {names} is allowed",
+                        set[0]
+                    ),
                 ));
             }
         }
