@@ -1,0 +1,563 @@
+//! `Application`: one containerized workload built from an image or a Git repository,
+//! with ports, domains, health check, volumes and resource limits.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{SecretKeyRef, exactly_one, non_empty};
+use crate::meta::Condition;
+use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
+use crate::rules;
+use crate::validation::{FieldError, check};
+
+/// A deployed application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationSpec {
+    /// Where the code comes from: exactly one of `image` or `git`.
+    pub source: AppSource,
+    /// The Destination (server + network) to run on.
+    pub destination: String,
+    /// Overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Overrides the image's command (arguments to the entrypoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Ports the container listens on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Domains routed to the application through the server's Proxy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Domain>,
+    /// How Docker decides the container is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Volumes mounted into the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// CPU and memory limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceLimits>,
+    /// Number of containers; 0 stops the application without deleting it.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Docker's restart policy.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Whether named volumes are deleted with the application.
+    #[serde(default)]
+    pub delete_volumes: bool,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+/// The application's code: exactly one of `image` or `git`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSource {
+    /// A prebuilt image, e.g. `ghcr.io/org/app:1.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A Git repository built with its Dockerfile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitBuild>,
+}
+
+/// A Docker build from a Git repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitBuild {
+    /// The repository URL (`https://`, `ssh://`, `git@host:path`, `file://`).
+    pub url: String,
+    /// Branch, tag or commit; the remote's default branch when absent.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<String>,
+    /// The build context inside the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The Dockerfile, relative to the build context.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    /// Docker build arguments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    /// The Source (provider account) used to fetch a private repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<String>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".to_string()
+}
+
+/// An environment variable: exactly one of `value` or `secretKeyRef`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: String,
+    /// A literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A value taken from a Secret in the same Environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A container port, optionally published on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Port {
+    /// The port inside the container.
+    #[schemars(range(min = 1))]
+    pub container_port: u16,
+    /// The protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Publishes the port on the host (bypassing the proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub host_port: Option<u16>,
+}
+
+/// Whether a domain redirects between its `www.` and apex forms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WwwRedirect {
+    /// No redirect.
+    #[default]
+    None,
+    /// Redirect the apex to `www.<host>`.
+    Www,
+    /// Redirect `www.<host>` to the apex.
+    Apex,
+}
+
+/// A domain routed to the application.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Domain {
+    /// The fully qualified host name, e.g. `app.example.com`.
+    pub host: String,
+    /// Only requests under this path prefix are routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Whether `path` is stripped before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// The container port to route to; the first TCP port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// Whether HTTPS is served (with an ACME certificate) and HTTP redirected to it.
+    #[serde(default = "default_true")]
+    pub https: bool,
+    /// Whether responses are gzip-compressed.
+    #[serde(default)]
+    pub gzip: bool,
+    /// A Secret key holding htpasswd lines that protect the domain with basic auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_secret_ref: Option<SecretKeyRef>,
+    /// Redirect between `www.` and apex.
+    #[serde(default)]
+    pub redirect: WwwRedirect,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A container health check: exactly one of `http` or `command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// An HTTP GET probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    /// A command run inside the container; exit code 0 means healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Time between probes.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Time after which a probe fails.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Consecutive failures before the container is unhealthy.
+    #[serde(default = "default_retries")]
+    #[schemars(range(min = 1))]
+    pub retries: u32,
+    /// Grace period after start during which failures do not count.
+    #[serde(default = "default_start_period")]
+    pub start_period: String,
+}
+
+fn default_interval() -> String {
+    "10s".to_string()
+}
+fn default_timeout() -> String {
+    "5s".to_string()
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_start_period() -> String {
+    "0s".to_string()
+}
+
+/// An HTTP health probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpProbe {
+    /// The request path.
+    #[serde(default = "default_probe_path")]
+    pub path: String,
+    /// The container port.
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// The status code expected; any 2xx or 3xx when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
+    pub expected_status: Option<u16>,
+}
+
+fn default_probe_path() -> String {
+    "/".to_string()
+}
+
+/// A volume mount: exactly one of `name` (a Docker named volume) or `hostPath`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volume {
+    /// A named volume, created if missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A directory on the server (bind mount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
+    /// Where it is mounted in the container.
+    pub mount_path: String,
+    /// Whether the mount is read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// CPU and memory limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// CPU limit, e.g. `0.5`, `2` or `500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// Memory limit, e.g. `512Mi`, `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// Docker's container restart policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Always restart.
+    Always,
+    /// Restart after a non-zero exit.
+    OnFailure,
+    /// Restart unless stopped by hand.
+    #[default]
+    UnlessStopped,
+    /// Never restart.
+    No,
+}
+
+/// Observed state of an Application.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationStatus {
+    /// The `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions (`Ready`, `Progressing`, `Built`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The image actually running (built tag or resolved digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The Git commit built, for `git` sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Containers running.
+    #[serde(default)]
+    pub replicas: u32,
+    /// Containers running and healthy.
+    #[serde(default)]
+    pub ready_replicas: u32,
+    /// The URLs the application is served at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+impl Resource for ApplicationSpec {
+    type Status = ApplicationStatus;
+    const KIND: &'static str = "Application";
+    const PLURAL: &'static str = "applications";
+    const SINGULAR: &'static str = "application";
+    const SHORT_NAMES: &'static [&'static str] = &["app", "apps"];
+    const NAMESPACED: bool = true;
+    const PRINTER_COLUMNS: &'static [PrinterColumn] = &[
+        PrinterColumn {
+            name: "Replicas",
+            type_: "integer",
+            json_path: ".spec.replicas",
+            description: "desired containers",
+        },
+        PrinterColumn {
+            name: "Available",
+            type_: "integer",
+            json_path: ".status.readyReplicas",
+            description: "healthy containers",
+        },
+        READY_COLUMN,
+        PrinterColumn {
+            name: "URL",
+            type_: "string",
+            json_path: ".status.urls[0]",
+            description: "the first URL served",
+        },
+        AGE_COLUMN,
+    ];
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        self.validate_source(errors);
+        check(
+            errors,
+            "spec.destination",
+            rules::dns1123_label(&self.destination),
+        );
+        self.validate_env(errors);
+        self.validate_ports(errors);
+        self.validate_domains(errors);
+        if let Some(hc) = &self.health_check {
+            hc.validate("spec.healthCheck", errors);
+        }
+        self.validate_volumes(errors);
+        if let Some(r) = &self.resources {
+            if let Some(c) = &r.cpus {
+                check(errors, "spec.resources.cpus", rules::cpus(c));
+            }
+            if let Some(m) = &r.memory {
+                check(errors, "spec.resources.memory", rules::quantity(m));
+            }
+        }
+    }
+}
+
+impl ApplicationSpec {
+    fn validate_source(&self, errors: &mut Vec<FieldError>) {
+        let s = &self.source;
+        exactly_one(
+            "spec.source",
+            &[("image", s.image.is_some()), ("git", s.git.is_some())],
+            errors,
+        );
+        if let Some(image) = &s.image {
+            check(errors, "spec.source.image", rules::image_reference(image));
+        }
+        if let Some(git) = &s.git {
+            check(errors, "spec.source.git.url", rules::git_url(&git.url));
+            if let Some(r) = &git.ref_ {
+                non_empty("spec.source.git.ref", r, errors);
+            }
+            if let Some(p) = &git.path
+                && (p.starts_with('/') || p.split('/').any(|seg| seg == ".."))
+            {
+                errors.push(FieldError::invalid(
+                    "spec.source.git.path",
+                    "must be a relative path inside the repository",
+                ));
+            }
+            if git.dockerfile.is_empty() || git.dockerfile.split('/').any(|seg| seg == "..") {
+                errors.push(FieldError::invalid(
+                    "spec.source.git.dockerfile",
+                    "must be a relative path inside the build context",
+                ));
+            }
+            if let Some(src) = &git.source_ref {
+                check(errors, "spec.source.git.sourceRef", rules::dns1123_label(src));
+            }
+        }
+    }
+
+    fn validate_env(&self, errors: &mut Vec<FieldError>) {
+        for (i, var) in self.env.iter().enumerate() {
+            let base = format!("spec.env[{i}]");
+            check(errors, format!("{base}.name"), rules::env_var_name(&var.name));
+            if self.env[..i].iter().any(|o| o.name == var.name) {
+                errors.push(FieldError::duplicate(
+                    format!("{base}.name"),
+                    format!("{:?} is set twice", var.name),
+                ));
+            }
+            exactly_one(
+                &base,
+                &[
+                    ("value", var.value.is_some()),
+                    ("secretKeyRef", var.secret_key_ref.is_some()),
+                ],
+                errors,
+            );
+            if let Some(r) = &var.secret_key_ref {
+                r.validate(&format!("{base}.secretKeyRef"), errors);
+            }
+        }
+    }
+
+    fn validate_ports(&self, errors: &mut Vec<FieldError>) {
+        for (i, p) in self.ports.iter().enumerate() {
+            let earlier = &self.ports[..i];
+            if earlier
+                .iter()
+                .any(|o| o.container_port == p.container_port && o.protocol == p.protocol)
+            {
+                errors.push(FieldError::duplicate(
+                    format!("spec.ports[{i}].containerPort"),
+                    format!("port {} is listed twice", p.container_port),
+                ));
+            }
+            if let Some(h) = p.host_port
+                && earlier
+                    .iter()
+                    .any(|o| o.host_port == Some(h) && o.protocol == p.protocol)
+            {
+                errors.push(FieldError::duplicate(
+                    format!("spec.ports[{i}].hostPort"),
+                    format!("host port {h} is used twice"),
+                ));
+            }
+        }
+    }
+
+    fn validate_domains(&self, errors: &mut Vec<FieldError>) {
+        for (i, d) in self.domains.iter().enumerate() {
+            let base = format!("spec.domains[{i}]");
+            check(errors, format!("{base}.host"), rules::hostname(&d.host));
+            if let Some(p) = &d.path {
+                check(errors, format!("{base}.path"), rules::path_prefix(p));
+            }
+            if d.strip_prefix && d.path.is_none() {
+                errors.push(FieldError::required(
+                    format!("{base}.path"),
+                    "stripPrefix needs a path",
+                ));
+            }
+            if let Some(port) = d.port
+                && !self
+                    .ports
+                    .iter()
+                    .any(|p| p.container_port == port && p.protocol == Protocol::Tcp)
+            {
+                errors.push(FieldError::invalid(
+                    format!("{base}.port"),
+                    format!("{port} is not a TCP port in spec.ports"),
+                ));
+            }
+            if d.port.is_none() && !self.ports.iter().any(|p| p.protocol == Protocol::Tcp) {
+                errors.push(FieldError::required(
+                    format!("{base}.port"),
+                    "no TCP port in spec.ports to route to",
+                ));
+            }
+            if self.domains[..i]
+                .iter()
+                .any(|o| o.host == d.host && o.path == d.path)
+            {
+                errors.push(FieldError::duplicate(
+                    format!("{base}.host"),
+                    format!("{} is routed twice", d.host),
+                ));
+            }
+            if d.redirect == WwwRedirect::Apex && !d.host.starts_with("www.") {
+                errors.push(FieldError::invalid(
+                    format!("{base}.redirect"),
+                    "apex redirect needs a www. host",
+                ));
+            }
+            if let Some(r) = &d.basic_auth_secret_ref {
+                r.validate(&format!("{base}.basicAuthSecretRef"), errors);
+            }
+        }
+    }
+
+    fn validate_volumes(&self, errors: &mut Vec<FieldError>) {
+        for (i, v) in self.volumes.iter().enumerate() {
+            let base = format!("spec.volumes[{i}]");
+            exactly_one(
+                &base,
+                &[("name", v.name.is_some()), ("hostPath", v.host_path.is_some())],
+                errors,
+            );
+            if let Some(n) = &v.name {
+                check(errors, format!("{base}.name"), rules::docker_name(n));
+            }
+            if let Some(h) = &v.host_path {
+                check(errors, format!("{base}.hostPath"), rules::absolute_path(h));
+            }
+            check(
+                errors,
+                format!("{base}.mountPath"),
+                rules::absolute_path(&v.mount_path),
+            );
+            if self.volumes[..i].iter().any(|o| o.mount_path == v.mount_path) {
+                errors.push(FieldError::duplicate(
+                    format!("{base}.mountPath"),
+                    "mounted twice",
+                ));
+            }
+        }
+    }
+}
+
+impl HealthCheck {
+    fn validate(&self, base: &str, errors: &mut Vec<FieldError>) {
+        exactly_one(
+            base,
+            &[
+                ("http", self.http.is_some()),
+                ("command", !self.command.is_empty()),
+            ],
+            errors,
+        );
+        if let Some(http) = &self.http {
+            check(
+                errors,
+                format!("{base}.http.path"),
+                rules::path_prefix(&http.path),
+            );
+        }
+        for (field, value) in [
+            ("interval", &self.interval),
+            ("timeout", &self.timeout),
+            ("startPeriod", &self.start_period),
+        ] {
+            check(errors, format!("{base}.{field}"), rules::duration(value));
+        }
+    }
+}

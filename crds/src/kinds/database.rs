@@ -1,0 +1,188 @@
+//! `Database`: a managed database container (PostgreSQL, MySQL, Redis...) with its volume
+//! and credentials.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::Condition;
+use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
+use crate::rules;
+use crate::validation::{FieldError, check};
+
+/// A database engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseEngine {
+    /// PostgreSQL.
+    #[default]
+    Postgresql,
+    /// MySQL.
+    Mysql,
+    /// MariaDB.
+    Mariadb,
+    /// MongoDB.
+    Mongodb,
+    /// Redis.
+    Redis,
+    /// KeyDB.
+    Keydb,
+    /// Dragonfly.
+    Dragonfly,
+    /// ClickHouse.
+    Clickhouse,
+}
+
+impl DatabaseEngine {
+    /// The official image (without tag) used when `spec.image` is absent.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            Self::Postgresql => "postgres",
+            Self::Mysql => "mysql",
+            Self::Mariadb => "mariadb",
+            Self::Mongodb => "mongo",
+            Self::Redis => "redis",
+            Self::Keydb => "eqalpha/keydb",
+            Self::Dragonfly => "docker.dragonflydb.io/dragonflydb/dragonfly",
+            Self::Clickhouse => "clickhouse/clickhouse-server",
+        }
+    }
+
+    /// The port the engine listens on inside its container.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Postgresql => 5432,
+            Self::Mysql | Self::Mariadb => 3306,
+            Self::Mongodb => 27017,
+            Self::Redis | Self::Keydb | Self::Dragonfly => 6379,
+            Self::Clickhouse => 8123,
+        }
+    }
+}
+
+/// What happens to the data volume when the Database is deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the volume.
+    #[default]
+    Retain,
+    /// Delete the volume with the database.
+    Delete,
+}
+
+/// A managed database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseSpec {
+    /// The engine; immutable.
+    pub engine: DatabaseEngine,
+    /// The engine version (image tag), e.g. `16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A full image reference overriding `engine` + `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The Destination (server + network) to run on.
+    pub destination: String,
+    /// The data volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<DatabaseStorage>,
+    /// Publishes the database on this host port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub public_port: Option<u16>,
+    /// A Secret (same Environment) with the credentials; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<String>,
+    /// What happens to the data volume on deletion.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The data volume of a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseStorage {
+    /// The Docker volume name; `<namespace>-<name>-data` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_name: Option<String>,
+    /// The expected size, e.g. `10Gi` (informational; Docker volumes are not capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+/// Observed state of a Database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseStatus {
+    /// The `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The image running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `host:port` on the Destination's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_endpoint: Option<String>,
+    /// The Secret holding the credentials (given or generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+impl Resource for DatabaseSpec {
+    type Status = DatabaseStatus;
+    const KIND: &'static str = "Database";
+    const PLURAL: &'static str = "databases";
+    const SINGULAR: &'static str = "database";
+    const SHORT_NAMES: &'static [&'static str] = &["db", "dbs"];
+    const NAMESPACED: bool = true;
+    const IMMUTABLE_FIELDS: &'static [&'static str] = &["spec.engine", "spec.storage.volumeName"];
+    const PRINTER_COLUMNS: &'static [PrinterColumn] = &[
+        PrinterColumn {
+            name: "Engine",
+            type_: "string",
+            json_path: ".spec.engine",
+            description: "the database engine",
+        },
+        PrinterColumn {
+            name: "Version",
+            type_: "string",
+            json_path: ".spec.version",
+            description: "the engine version",
+        },
+        READY_COLUMN,
+        AGE_COLUMN,
+    ];
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check(
+            errors,
+            "spec.destination",
+            rules::dns1123_label(&self.destination),
+        );
+        if let Some(v) = &self.version
+            && (v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        {
+            errors.push(FieldError::invalid(
+                "spec.version",
+                "must be an image tag such as '16' or '8.4'",
+            ));
+        }
+        if let Some(image) = &self.image {
+            check(errors, "spec.image", rules::image_reference(image));
+        }
+        if let Some(s) = &self.storage {
+            if let Some(v) = &s.volume_name {
+                check(errors, "spec.storage.volumeName", rules::docker_name(v));
+            }
+            if let Some(size) = &s.size {
+                check(errors, "spec.storage.size", rules::quantity(size));
+            }
+        }
+        if let Some(c) = &self.credentials_secret_ref {
+            check(errors, "spec.credentialsSecretRef", rules::dns1123_label(c));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `Notifier`: where berth sends notifications (deployments, backups, disk pressure):
+//! e-mail, Discord, Telegram or a webhook.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{NamespacedSecretKeyRef, exactly_one, non_empty};
+use crate::meta::Condition;
+use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
+use crate::rules;
+use crate::validation::{FieldError, check};
+
+/// A notification channel: exactly one of `email`, `discord`, `telegram` or `webhook`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifierSpec {
+    /// E-mail over SMTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailNotifier>,
+    /// A Discord webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<DiscordNotifier>,
+    /// A Telegram bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramNotifier>,
+    /// A generic JSON webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookNotifier>,
+    /// Event reasons or types to send (e.g. `BackupFailed`, `Warning`); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// No encryption (local relays only).
+    None,
+}
+
+/// E-mail over SMTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailNotifier {
+    /// The SMTP server's host name.
+    pub smtp_host: String,
+    /// The SMTP port.
+    #[serde(default = "default_smtp_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// The SMTP user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The Secret key holding the SMTP password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<NamespacedSecretKeyRef>,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    #[schemars(length(min = 1))]
+    pub to: Vec<String>,
+    /// Connection security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+/// A Discord webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscordNotifier {
+    /// The Secret key holding the webhook URL.
+    pub webhook_url_secret_ref: NamespacedSecretKeyRef,
+    /// Overrides the webhook URL's scheme and host (for testing or proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// A Telegram bot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TelegramNotifier {
+    /// The Secret key holding the bot token.
+    pub bot_token_secret_ref: NamespacedSecretKeyRef,
+    /// The chat id to post to.
+    pub chat_id: String,
+    /// The Bot API URL; `https://api.telegram.org` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// A generic JSON webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookNotifier {
+    /// The URL events are POSTed to.
+    pub url: String,
+    /// The Secret key holding an HMAC-SHA256 signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<NamespacedSecretKeyRef>,
+}
+
+/// Observed state of a Notifier.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifierStatus {
+    /// The `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Notifications sent successfully.
+    #[serde(default)]
+    pub sent: u64,
+    /// Notifications that could not be delivered.
+    #[serde(default)]
+    pub failed: u64,
+}
+
+impl Resource for NotifierSpec {
+    type Status = NotifierStatus;
+    const KIND: &'static str = "Notifier";
+    const PLURAL: &'static str = "notifiers";
+    const SINGULAR: &'static str = "notifier";
+    const SHORT_NAMES: &'static [&'static str] = &["notif"];
+    const NAMESPACED: bool = false;
+    const PRINTER_COLUMNS: &'static [PrinterColumn] = &[READY_COLUMN, AGE_COLUMN];
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        exactly_one(
+            "spec",
+            &[
+                ("email", self.email.is_some()),
+                ("discord", self.discord.is_some()),
+                ("telegram", self.telegram.is_some()),
+                ("webhook", self.webhook.is_some()),
+            ],
+            errors,
+        );
+        if let Some(e) = &self.email {
+            non_empty("spec.email.smtpHost", &e.smtp_host, errors);
+            if e.smtp_host
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '`'))
+            {
+                errors.push(FieldError::invalid(
+                    "spec.email.smtpHost",
+                    "must be a host name or IP address",
+                ));
+            }
+            check(errors, "spec.email.from", rules::email(&e.from));
+            for (i, to) in e.to.iter().enumerate() {
+                check(errors, format!("spec.email.to[{i}]"), rules::email(to));
+            }
+            if let Some(r) = &e.password_secret_ref {
+                r.validate("spec.email.passwordSecretRef", errors);
+            }
+            if e.password_secret_ref.is_some() && e.username.is_none() {
+                errors.push(FieldError::required(
+                    "spec.email.username",
+                    "a password needs a username",
+                ));
+            }
+        }
+        if let Some(d) = &self.discord {
+            d.webhook_url_secret_ref
+                .validate("spec.discord.webhookUrlSecretRef", errors);
+            if let Some(u) = &d.base_url {
+                check(errors, "spec.discord.baseUrl", rules::url(u, &["https", "http"]));
+            }
+        }
+        if let Some(t) = &self.telegram {
+            t.bot_token_secret_ref
+                .validate("spec.telegram.botTokenSecretRef", errors);
+            let chat_ok = !t.chat_id.is_empty()
+                && (t
+                    .chat_id
+                    .trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+                    || (t.chat_id.starts_with('@') && t.chat_id.len() > 1));
+            if !chat_ok {
+                errors.push(FieldError::invalid(
+                    "spec.telegram.chatId",
+                    "must be a numeric chat id or @channel",
+                ));
+            }
+            if let Some(u) = &t.base_url {
+                check(errors, "spec.telegram.baseUrl", rules::url(u, &["https", "http"]));
+            }
+        }
+        if let Some(w) = &self.webhook {
+            check(errors, "spec.webhook.url", rules::url(&w.url, &["https", "http"]));
+            if let Some(r) = &w.secret_ref {
+                r.validate("spec.webhook.secretRef", errors);
+            }
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric()) {
+                errors.push(FieldError::invalid(
+                    format!("spec.events[{i}]"),
+                    "must be a CamelCase event reason or type",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `Proxy`: the Traefik instance that routes domains to workloads on one Server.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::Condition;
+use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
+use crate::rules;
+use crate::validation::{FieldError, check};
+
+/// The default Traefik image.
+pub const DEFAULT_PROXY_IMAGE: &str = "traefik:v3.6";
+/// Let's Encrypt's production ACME directory.
+pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A Traefik proxy on a server (at most one per server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxySpec {
+    /// The Server's name; immutable.
+    pub server: String,
+    /// The Traefik image.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Host port for HTTP.
+    #[serde(default = "default_http_port")]
+    #[schemars(range(min = 1))]
+    pub http_port: u16,
+    /// Host port for HTTPS.
+    #[serde(default = "default_https_port")]
+    #[schemars(range(min = 1))]
+    pub https_port: u16,
+    /// Automatic certificates; without it HTTPS routes use Traefik's default certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<Acme>,
+    /// Whether Traefik's dashboard is enabled.
+    #[serde(default)]
+    pub dashboard: bool,
+}
+
+fn default_image() -> String {
+    DEFAULT_PROXY_IMAGE.to_string()
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+/// ACME (Let's Encrypt) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Acme {
+    /// The account e-mail address.
+    pub email: String,
+    /// The ACME directory URL.
+    #[serde(default = "default_ca_server")]
+    pub ca_server: String,
+}
+
+fn default_ca_server() -> String {
+    LETS_ENCRYPT_PRODUCTION.to_string()
+}
+
+/// Observed state of a Proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyStatus {
+    /// The `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The proxy container's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Number of routes currently configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<u32>,
+}
+
+impl Resource for ProxySpec {
+    type Status = ProxyStatus;
+    const KIND: &'static str = "Proxy";
+    const PLURAL: &'static str = "proxies";
+    const SINGULAR: &'static str = "proxy";
+    const SHORT_NAMES: &'static [&'static str] = &["px"];
+    const NAMESPACED: bool = false;
+    const IMMUTABLE_FIELDS: &'static [&'static str] = &["spec.server"];
+    const PRINTER_COLUMNS: &'static [PrinterColumn] = &[
+        PrinterColumn {
+            name: "Server",
+            type_: "string",
+            json_path: ".spec.server",
+            description: "the server",
+        },
+        PrinterColumn {
+            name: "Image",
+            type_: "string",
+            json_path: ".spec.image",
+            description: "the Traefik image",
+        },
+        READY_COLUMN,
+        AGE_COLUMN,
+    ];
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check(errors, "spec.server", rules::dns1123_label(&self.server));
+        check(errors, "spec.image", rules::image_reference(&self.image));
+        if self.http_port == self.https_port {
+            errors.push(FieldError::invalid(
+                "spec.httpsPort",
+                "must differ from spec.httpPort",
+            ));
+        }
+        if let Some(acme) = &self.acme {
+            check(errors, "spec.acme.email", rules::email(&acme.email));
+            check(
+                errors,
+                "spec.acme.caServer",
+                rules::url(&acme.ca_server, &["https", "http"]),
+            );
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `Server`: a Docker host berth deploys to, local (socket) or remote (over SSH).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{NamespacedSecretKeyRef, exactly_one, non_empty};
+use crate::meta::Condition;
+use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
+use crate::rules;
+use crate::validation::{FieldError, check};
+
+/// A Docker host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerSpec {
+    /// The Docker daemon on the machine berth runs on; exclusive with `remote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost: Option<LocalDocker>,
+    /// A Docker daemon reached over SSH; exclusive with `localhost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteDocker>,
+    /// Housekeeping thresholds.
+    #[serde(default)]
+    pub automation: ServerAutomation,
+}
+
+/// The local Docker daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalDocker {
+    /// The daemon's address: a `unix://` socket path (or `tcp://` URI).
+    #[serde(default = "default_docker_host")]
+    pub docker_host: String,
+}
+
+impl Default for LocalDocker {
+    fn default() -> Self {
+        Self {
+            docker_host: default_docker_host(),
+        }
+    }
+}
+
+fn default_docker_host() -> String {
+    "unix:///var/run/docker.sock".to_string()
+}
+
+/// A remote Docker host reached over SSH.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteDocker {
+    /// Host name or IP address.
+    pub host: String,
+    /// SSH port.
+    #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// SSH user.
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    /// The Secret key holding the SSH private key.
+    pub ssh_key_secret_ref: NamespacedSecretKeyRef,
+    /// The host's public key (`ssh-ed25519 AAAA...`); when absent the first key seen is
+    /// pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_host_key: Option<String>,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+fn default_ssh_user() -> String {
+    "root".to_string()
+}
+
+/// Housekeeping thresholds of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerAutomation {
+    /// Disk usage (percent) above which unused images, containers and build cache are pruned.
+    #[serde(default = "default_cleanup_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub docker_cleanup_threshold_percent: u8,
+    /// Disk usage (percent) above which a `DiskPressure` condition and notification are raised.
+    #[serde(default = "default_warning_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub disk_usage_warning_percent: u8,
+}
+
+impl Default for ServerAutomation {
+    fn default() -> Self {
+        Self {
+            docker_cleanup_threshold_percent: default_cleanup_percent(),
+            disk_usage_warning_percent: default_warning_percent(),
+        }
+    }
+}
+
+fn default_cleanup_percent() -> u8 {
+    80
+}
+
+fn default_warning_percent() -> u8 {
+    90
+}
+
+/// Observed state of a Server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerStatus {
+    /// The `metadata.generation` last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current conditions (`Ready`, `DiskPressure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The Docker Engine version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_version: Option<String>,
+    /// Operating system and architecture, e.g. `linux/amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Total memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Disk usage of Docker's data root, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_usage_percent: Option<u8>,
+    /// When the server was last probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<DateTime<Utc>>,
+}
+
+impl Resource for ServerSpec {
+    type Status = ServerStatus;
+    const KIND: &'static str = "Server";
+    const PLURAL: &'static str = "servers";
+    const SINGULAR: &'static str = "server";
+    const SHORT_NAMES: &'static [&'static str] = &["srv"];
+    const NAMESPACED: bool = false;
+    const PRINTER_COLUMNS: &'static [PrinterColumn] = &[
+        PrinterColumn {
+            name: "Host",
+            type_: "string",
+            json_path: ".spec.remote.host",
+            description: "the remote host (empty for localhost)",
+        },
+        PrinterColumn {
+            name: "Docker",
+            type_: "string",
+            json_path: ".status.dockerVersion",
+            description: "the Docker Engine version",
+        },
+        READY_COLUMN,
+        AGE_COLUMN,
+    ];
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        exactly_one(
+            "spec",
+            &[
+                ("localhost", self.localhost.is_some()),
+                ("remote", self.remote.is_some()),
+            ],
+            errors,
+        );
+        if let Some(local) = &self.localhost {
+            let host = &local.docker_host;
+            let result = match host.strip_prefix("unix://") {
+                Some(path) => rules::absolute_path(path),
+                None => rules::url(host, &["tcp"]),
+            };
+            check(errors, "spec.localhost.dockerHost", result);
+        }
+        if let Some(remote) = &self.remote {
+            non_empty("spec.remote.host", &remote.host, errors);
+            if remote
+                .host
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '`' | '@' | '/'))
+            {
+                errors.push(FieldError::invalid(
+                    "spec.remote.host",
+                    "must be a host name or IP address",
+                ));
+            }
+            if remote.user.is_empty()
+                || !remote
+                    .user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                errors.push(FieldError::invalid(
+                    "spec.remote.user",
+                    "must be a non-empty user name",
+                ));
+            }
+            remote
+                .ssh_key_secret_ref
+                .validate("spec.remote.sshKeySecretRef", errors);
+        }
+    }
+}
