@@ -1,0 +1,103 @@
+//! Store throughput probe: writes/s and watch events/s per backend, printed, never asserted.
+//!
+//! Run with `cargo bench --bench store_throughput`. Each backend is measured by
+//! [`measure`] on its own `Arc<dyn Store>`, under a unique key prefix.
+
+use std::{
+    error::Error,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use berth::store::embedded::EmbeddedStore;
+use berth_crds::store::{Revision, Store};
+use futures::StreamExt;
+
+/// Writes per measurement.
+const WRITES: usize = 20_000;
+/// Concurrent writers sharing them.
+const WRITERS: usize = 16;
+/// Bytes per value.
+const VALUE_SIZE: usize = 256;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path())?);
+    measure("embedded", embedded).await?;
+    Ok(())
+}
+
+/// Measures one backend and prints one line per figure, prefixed with `label`.
+async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(), BoxError> {
+    let prefix = format!("/bench/{}/", uuid::Uuid::new_v4());
+    let start = store.current_revision().await?;
+
+    // A watcher consuming the events while the writes run.
+    let mut live = store.watch(&prefix, start).await?;
+    let started = Instant::now();
+    let live_task = tokio::spawn(async move {
+        for _ in 0..WRITES {
+            match live.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(BoxError::from(e)),
+                None => return Err("the live watch ended early".into()),
+            }
+        }
+        Ok(started.elapsed())
+    });
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, prefix) = (store.clone(), prefix.clone());
+            tokio::spawn(async move {
+                for i in (w..WRITES).step_by(WRITERS) {
+                    store
+                        .create(&format!("{prefix}{i:06}"), vec![b'x'; VALUE_SIZE])
+                        .await?;
+                }
+                Ok::<_, BoxError>(())
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await??;
+    }
+    let writing = started.elapsed();
+    let live_watch = live_task.await??;
+    let replay = replay(store.as_ref(), &prefix, start).await?;
+
+    println!(
+        "{label}: writes/s {:>9.0}  ({WRITES} creates of {VALUE_SIZE} B, {WRITERS} concurrent writers)",
+        rate(WRITES, writing)
+    );
+    println!(
+        "{label}: watch events/s (live, during the writes) {:>9.0}",
+        rate(WRITES, live_watch)
+    );
+    println!(
+        "{label}: watch events/s (replay from history) {:>9.0}",
+        rate(WRITES, replay)
+    );
+    Ok(())
+}
+
+/// Time for a new watch to deliver the `WRITES` events after `start` from history.
+async fn replay(store: &dyn Store, prefix: &str, start: Revision) -> Result<Duration, BoxError> {
+    let began = Instant::now();
+    let mut stream = store.watch(prefix, start).await?;
+    for _ in 0..WRITES {
+        match stream.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("the replay watch ended early".into()),
+        }
+    }
+    Ok(began.elapsed())
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
