@@ -1,7 +1,8 @@
 //! Store throughput probe: writes/s and watch events/s per backend, printed, never asserted.
 //!
-//! Run with `cargo bench --bench store_throughput`. Each backend is measured by
-//! [`measure`] on its own `Arc<dyn Store>`, under a unique key prefix.
+//! Run with `make bench` (or `cargo bench --bench store_throughput`). Each backend is measured
+//! by [`measure`] on its own `Arc<dyn Store>`, under a unique key prefix, in the same run; the
+//! embedded store's figures are printed as ratios to etcd's (the baseline).
 
 use std::{
     error::Error,
@@ -9,7 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use berth::store::embedded::EmbeddedStore;
+#[path = "../tests/common/etcd.rs"]
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+mod etcd;
+
+use berth::store::{embedded::EmbeddedStore, etcd::EtcdStore};
 use berth_crds::store::{Revision, Store};
 use futures::StreamExt;
 
@@ -26,12 +31,22 @@ type BoxError = Box<dyn Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
     let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path())?);
-    measure("embedded", embedded).await?;
+    let ours = measure("embedded", embedded).await?;
+    let server = etcd::start().await;
+    let baseline = measure("etcd", Arc::new(EtcdStore::connect(&server.endpoints()).await?)).await?;
+    for (name, a, b) in [
+        ("writes/s", ours.0, baseline.0),
+        ("live watch events/s", ours.1, baseline.1),
+        ("replay watch events/s", ours.2, baseline.2),
+    ] {
+        println!("ratio embedded/etcd {name:<22} {:>6.2}", a / b);
+    }
     Ok(())
 }
 
-/// Measures one backend and prints one line per figure, prefixed with `label`.
-async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(), BoxError> {
+/// Measures one backend, prints one line per figure prefixed with `label`, and returns
+/// (writes/s, live watch events/s, replay watch events/s).
+async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(f64, f64, f64), BoxError> {
     let prefix = format!("/bench/{}/", uuid::Uuid::new_v4());
     let start = store.current_revision().await?;
 
@@ -81,7 +96,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(), BoxError> {
         "{label}: watch events/s (replay from history) {:>9.0}",
         rate(WRITES, replay)
     );
-    Ok(())
+    Ok((rate(WRITES, writing), rate(WRITES, live_watch), rate(WRITES, replay)))
 }
 
 /// Time for a new watch to deliver the `WRITES` events after `start` from history.

@@ -55,24 +55,37 @@ pub async fn crud_and_cas_errors(store: Arc<dyn Store>) {
         Err(Error::AlreadyExists { key: "/t/a".into() })
     );
     let kv = store.get("/t/a").await.unwrap().expect("created key is readable");
-    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (&b"one"[..], r1, r1));
+    assert_eq!(
+        (kv.value.as_slice(), kv.create_revision, kv.mod_revision),
+        (&b"one"[..], r1, r1)
+    );
 
     let r2 = store.update("/t/a", b"two".to_vec(), r1).await.unwrap();
     assert!(r2 > r1);
     match store.update("/t/a", b"stale".to_vec(), r1).await {
-        Err(Error::Conflict { key, expected, actual }) => {
+        Err(Error::Conflict {
+            key,
+            expected,
+            actual,
+        }) => {
             assert_eq!((key.as_str(), expected, actual), ("/t/a", r1, r2))
         }
         other => panic!("stale update must conflict, got {other:?}"),
     }
     let kv = store.get("/t/a").await.unwrap().unwrap();
-    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (&b"two"[..], r1, r2));
+    assert_eq!(
+        (kv.value.as_slice(), kv.create_revision, kv.mod_revision),
+        (&b"two"[..], r1, r2)
+    );
 
     assert!(matches!(
         store.update("/t/missing", b"x".to_vec(), 1).await,
         Err(Error::NotFound { .. })
     ));
-    assert!(matches!(store.delete("/t/missing", None).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.delete("/t/missing", None).await,
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(
         store.delete("/t/a", Some(r1)).await,
         Err(Error::Conflict { actual, .. }) if actual == r2
@@ -118,7 +131,9 @@ pub async fn concurrent_cas_one_winner(store: Arc<dyn Store>) {
                 let (store, barrier) = (store.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.update("/cas/k", format!("{round}-{w}").into_bytes(), rev).await
+                    store
+                        .update("/cas/k", format!("{round}-{w}").into_bytes(), rev)
+                        .await
                 })
             })
             .collect();
@@ -133,7 +148,11 @@ pub async fn concurrent_cas_one_winner(store: Arc<dyn Store>) {
                 Err(e) => panic!("unexpected error in round {round}: {e}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins, got {winners:?}");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one writer wins, got {winners:?}"
+        );
         rev = winners[0];
         assert_eq!(store.get("/cas/k").await.unwrap().unwrap().mod_revision, rev);
     }
@@ -173,7 +192,10 @@ pub async fn watch_sees_every_write_in_order(store: Arc<dyn Store>) {
     acked.sort();
 
     let events = next_events(&mut stream, WRITERS * PER_WRITER).await;
-    let seen: Vec<_> = events.iter().map(|e| (e.revision(), e.kv.key.clone(), e.kv.value.clone())).collect();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.revision(), e.kv.key.clone(), e.kv.value.clone()))
+        .collect();
     assert!(
         seen.windows(2).all(|p| p[0].0 < p[1].0),
         "events must arrive in strictly increasing revision order"
@@ -204,13 +226,24 @@ pub async fn resume_watch_after_drop(store: Arc<dyn Store>) {
     let mut resumed = start_watch(store.as_ref(), "/r/", last_seen).await.unwrap();
     let rest = next_events(&mut resumed, revs.len() - 4).await;
     let all: Vec<_> = first.iter().chain(&rest).map(WatchEvent::revision).collect();
-    assert_eq!(all, revs, "resumed watch continues exactly after the last seen revision");
-    let delete = rest.iter().find(|e| e.kind == EventKind::Delete).expect("delete event");
-    assert_eq!((delete.kv.key.as_str(), delete.kv.value.as_slice()), ("/r/0", &[0u8][..]));
+    assert_eq!(
+        all, revs,
+        "resumed watch continues exactly after the last seen revision"
+    );
+    let delete = rest
+        .iter()
+        .find(|e| e.kind == EventKind::Delete)
+        .expect("delete event");
+    assert_eq!(
+        (delete.kv.key.as_str(), delete.kv.value.as_slice()),
+        ("/r/0", &[0u8][..])
+    );
     assert_eq!(delete.revision(), del_rev);
     // Nothing more: no duplicates trail behind.
     assert!(
-        tokio::time::timeout(Duration::from_millis(200), resumed.next()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(200), resumed.next())
+            .await
+            .is_err(),
         "no further events after the last write"
     );
 }
@@ -221,13 +254,23 @@ pub async fn gone_after_compaction(store: Arc<dyn Store>) {
     let early = store.create("/g/a", b"1".to_vec()).await.unwrap();
     let mut rev = early;
     for i in 0..20 {
-        rev = store.update("/g/a", i.to_string().into_bytes(), rev).await.unwrap();
+        rev = store
+            .update("/g/a", i.to_string().into_bytes(), rev)
+            .await
+            .unwrap();
     }
     store.compact(rev).await.unwrap();
     let current = store.current_revision().await.unwrap();
     match expect_compacted(store.as_ref(), "/g/", early).await {
-        Error::Compacted { requested, compacted, current: c } => {
-            assert_eq!(requested, early, "requested is the revision the watch starts after");
+        Error::Compacted {
+            requested,
+            compacted,
+            current: c,
+        } => {
+            assert_eq!(
+                requested, early,
+                "requested is the revision the watch starts after"
+            );
             assert_eq!(compacted, rev);
             assert!(c >= current);
         }
@@ -236,7 +279,9 @@ pub async fn gone_after_compaction(store: Arc<dyn Store>) {
     // A relist and a watch from its revision work.
     let listing = store.list("/g/").await.unwrap();
     assert_eq!(listing.items.len(), 1);
-    let mut stream = start_watch(store.as_ref(), "/g/", listing.revision).await.unwrap();
+    let mut stream = start_watch(store.as_ref(), "/g/", listing.revision)
+        .await
+        .unwrap();
     let next = store.update("/g/a", b"after".to_vec(), rev).await.unwrap();
     assert_eq!(next_events(&mut stream, 1).await[0].revision(), next);
 }
@@ -268,8 +313,10 @@ pub async fn watch_is_prefix_scoped(store: Arc<dyn Store>) {
 
 /// Instantiates every conformance case as a `#[tokio::test]` for one backend.
 ///
-/// `$open` is an async fn returning a guard that derefs to `Arc<dyn Store>` via `.store()`
-/// and cleans the backend up when dropped.
+/// `$open` is an async fn returning a guard that hands out an `Arc<dyn Store>` via `.store()`
+/// and cleans the backend up when dropped. The calling test crate declares `mod common;` at
+/// its root (as `tests/store_<backend>.rs` do); the cases are reached through
+/// `$crate::common`, so the macro works from any module of that crate.
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:path) => {
@@ -283,7 +330,7 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let backend = $open().await;
-                common::conformance::$case(backend.store()).await;
+                $crate::common::conformance::$case(backend.store()).await;
             }
         )*
     };
