@@ -96,7 +96,11 @@ async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(f64, f64, f64), 
         "{label}: watch events/s (replay from history) {:>9.0}",
         rate(WRITES, replay)
     );
-    Ok((rate(WRITES, writing), rate(WRITES, live_watch), rate(WRITES, replay)))
+    Ok((
+        rate(WRITES, writing),
+        rate(WRITES, live_watch),
+        rate(WRITES, replay),
+    ))
 }
 
 /// Time for a new watch to deliver the `WRITES` events after `start` from history.

@@ -47,7 +47,9 @@ pub fn path() -> Result<PathBuf, Error> {
     if let Some(p) = std::env::var_os("BERTH_CONFIG").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    dirs::config_dir().map(|d| d.join("berth").join("config.yaml")).ok_or(Error::NoPath)
+    dirs::config_dir()
+        .map(|d| d.join("berth").join("config.yaml"))
+        .ok_or(Error::NoPath)
 }
 
 /// Reads the configuration at `path`, `None` when the file does not exist.
@@ -55,15 +57,24 @@ pub fn read(path: &Path) -> Result<Option<ClientConfig>, Error> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_yaml::from_str(&text)
             .map(Some)
-            .map_err(|source| Error::Parse { path: path.to_owned(), source }),
+            .map_err(|source| Error::Parse {
+                path: path.to_owned(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Io { path: path.to_owned(), source }),
+        Err(source) => Err(Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Writes the configuration to `path` (mode 0600: it holds a token), atomically.
 pub fn write(path: &Path, config: &ClientConfig) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -91,7 +102,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/config.yaml");
         assert_eq!(read(&p).unwrap(), None);
-        let c = ClientConfig { server: "http://127.0.0.1:1".into(), token: "t".into() };
+        let c = ClientConfig {
+            server: "http://127.0.0.1:1".into(),
+            token: "t".into(),
+        };
         write(&p, &c).unwrap();
         assert_eq!(read(&p).unwrap(), Some(c));
         #[cfg(unix)]

@@ -78,16 +78,32 @@ pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, Error> {
 pub async fn run(opts: ServeOptions) -> Result<(), Error> {
     let store = open_store(&opts.store).await?;
     let (tokens, admin) = Tokens::load(store.as_ref(), opts.tokens_file.as_deref()).await?;
-    let listener = TcpListener::bind(opts.listen).await.map_err(|source| Error::Listen { addr: opts.listen, source })?;
-    let local = listener.local_addr().map_err(|source| Error::Listen { addr: opts.listen, source })?;
-    let client_config = ClientConfig { server: format!("http://{local}"), token: admin };
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    let client_config = ClientConfig {
+        server: format!("http://{local}"),
+        token: admin,
+    };
     let config_path = config::path()?;
     config::write(&config_path, &client_config)?;
 
     let shutdown = CancellationToken::new();
     let api = Api::new(store);
     let collector = tokio::spawn(gc::run(api.clone(), shutdown.clone()));
-    let state = Arc::new(State { api, tokens, limits: opts.limits, shutdown: shutdown.clone() });
+    let state = Arc::new(State {
+        api,
+        tokens,
+        limits: opts.limits,
+        shutdown: shutdown.clone(),
+    });
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(listen = %local, config = %config_path.display(), "berth API serving");
     server::serve(listener, state).await;

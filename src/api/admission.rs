@@ -24,10 +24,16 @@ pub const MAX_PROJECT_NAME: usize = 63 - PRODUCTION_SUFFIX.len();
 pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()> {
     if info.namespaced {
         let ns = object::namespace(obj).unwrap_or_default();
-        let env = api.get(resolve("Environment")?, None, ns).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound { kind: "environments".into(), name: ns.into() },
-            other => other,
-        })?;
+        let env = api
+            .get(resolve("Environment")?, None, ns)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::NotFound {
+                    kind: "environments".into(),
+                    name: ns.into(),
+                },
+                other => other,
+            })?;
         if object::is_deleting(&env) {
             return Err(Error::Forbidden(format!(
                 "unable to create new content in environment {ns:?} because it is being deleted"
@@ -46,7 +52,10 @@ pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()>
             ),
         )),
         "Environment" => {
-            let project = obj.pointer("/spec/project").and_then(Value::as_str).unwrap_or_default();
+            let project = obj
+                .pointer("/spec/project")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             match api.get(resolve("Project")?, None, project).await {
                 Ok(_) => Ok(()),
                 Err(Error::NotFound { .. }) => Err(field_error(
@@ -108,7 +117,10 @@ pub async fn admit_delete(api: &Api, info: &KindInfo, obj: &Value) -> Result<()>
     if info.kind != "Environment" {
         return Ok(());
     }
-    let project = obj.pointer("/spec/project").and_then(Value::as_str).unwrap_or_default();
+    let project = obj
+        .pointer("/spec/project")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if object::name(obj) != format!("{project}{PRODUCTION_SUFFIX}") {
         return Ok(());
     }

@@ -76,7 +76,9 @@ pub struct Tokens {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("count", &self.entries.len()).finish()
+        f.debug_struct("Tokens")
+            .field("count", &self.entries.len())
+            .finish()
     }
 }
 
@@ -85,12 +87,20 @@ impl Tokens {
     /// tokens file. Returns the tokens and the admin token.
     pub async fn load(store: &dyn Store, file: Option<&Path>) -> Result<(Self, String), Error> {
         let admin = admin_token(store).await?;
-        let mut entries = vec![TokenEntry { name: "admin".into(), token: admin.clone(), role: Role::Admin }];
+        let mut entries = vec![TokenEntry {
+            name: "admin".into(),
+            token: admin.clone(),
+            role: Role::Admin,
+        }];
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| Error::ReadTokens { path: path.to_owned(), source })?;
-            let parsed: TokensFile = serde_yaml::from_str(&text)
-                .map_err(|source| Error::ParseTokens { path: path.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadTokens {
+                path: path.to_owned(),
+                source,
+            })?;
+            let parsed: TokensFile = serde_yaml::from_str(&text).map_err(|source| Error::ParseTokens {
+                path: path.to_owned(),
+                source,
+            })?;
             entries.extend(parsed.tokens);
         }
         Ok((Self { entries }, admin))
@@ -110,13 +120,19 @@ async fn admin_token(store: &dyn Store) -> Result<String, store::Error> {
     if let Some(kv) = store.get(ADMIN_TOKEN_KEY).await? {
         return Ok(String::from_utf8_lossy(&kv.value).into_owned());
     }
-    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     match store.create(ADMIN_TOKEN_KEY, fresh.clone().into_bytes()).await {
         Ok(_) => Ok(fresh),
         // Another server on the same store won the race: use its token.
         Err(store::Error::AlreadyExists { .. }) => match store.get(ADMIN_TOKEN_KEY).await? {
             Some(kv) => Ok(String::from_utf8_lossy(&kv.value).into_owned()),
-            None => Err(store::Error::Backend("admin token vanished after creation".into())),
+            None => Err(store::Error::Backend(
+                "admin token vanished after creation".into(),
+            )),
         },
         Err(e) => Err(e),
     }
@@ -130,12 +146,26 @@ mod tests {
     fn roles_by_token() {
         let t = Tokens {
             entries: vec![
-                TokenEntry { name: "a".into(), token: "secret-a".into(), role: Role::Admin },
-                TokenEntry { name: "v".into(), token: "secret-v".into(), role: Role::Viewer },
+                TokenEntry {
+                    name: "a".into(),
+                    token: "secret-a".into(),
+                    role: Role::Admin,
+                },
+                TokenEntry {
+                    name: "v".into(),
+                    token: "secret-v".into(),
+                    role: Role::Viewer,
+                },
             ],
         };
-        assert_eq!(t.authenticate(Some("Bearer secret-a")).map(|x| x.1), Some(Role::Admin));
-        assert_eq!(t.authenticate(Some("Bearer secret-v")).map(|x| x.1), Some(Role::Viewer));
+        assert_eq!(
+            t.authenticate(Some("Bearer secret-a")).map(|x| x.1),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            t.authenticate(Some("Bearer secret-v")).map(|x| x.1),
+            Some(Role::Viewer)
+        );
         assert_eq!(t.authenticate(Some("Bearer nope")), None);
         assert_eq!(t.authenticate(Some("secret-a")), None);
         assert_eq!(t.authenticate(None), None);

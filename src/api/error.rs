@@ -144,9 +144,11 @@ impl Error {
             Error::Internal(_) => (500, "InternalError"),
         };
         let details = match self {
-            Error::NotFound { kind, name } | Error::AlreadyExists { kind, name } => {
-                Some(StatusDetails { name: name.clone(), kind: kind.clone(), causes: vec![] })
-            }
+            Error::NotFound { kind, name } | Error::AlreadyExists { kind, name } => Some(StatusDetails {
+                name: name.clone(),
+                kind: kind.clone(),
+                causes: vec![],
+            }),
             Error::Invalid { kind, name, errors } => Some(StatusDetails {
                 name: name.clone(),
                 kind: kind.clone(),
@@ -176,15 +178,21 @@ impl Error {
     /// Maps a store error on `key` of resource `plural`/`name`.
     pub fn from_store(err: store::Error, plural: &str, name: &str) -> Self {
         match err {
-            store::Error::NotFound { .. } => Error::NotFound { kind: plural.into(), name: name.into() },
-            store::Error::AlreadyExists { .. } => {
-                Error::AlreadyExists { kind: plural.into(), name: name.into() }
-            }
+            store::Error::NotFound { .. } => Error::NotFound {
+                kind: plural.into(),
+                name: name.into(),
+            },
+            store::Error::AlreadyExists { .. } => Error::AlreadyExists {
+                kind: plural.into(),
+                name: name.into(),
+            },
             store::Error::Conflict { .. } => Error::Conflict(format!(
                 "operation cannot be fulfilled on {plural} {name:?}: the object has been modified; \
                  please apply your changes to the latest version and try again"
             )),
-            store::Error::Compacted { requested, current, .. } => Error::Gone { requested, current },
+            store::Error::Compacted {
+                requested, current, ..
+            } => Error::Gone { requested, current },
             store::Error::Unavailable(m) | store::Error::WatchLagged(m) => Error::Unavailable(m),
             e @ (store::Error::Backend(_) | store::Error::FutureRevision { .. }) => {
                 Error::Internal(e.to_string())

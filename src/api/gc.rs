@@ -57,10 +57,16 @@ impl Index {
             namespace: object::namespace(obj).map(str::to_owned),
         };
         for owner in &entry.owners {
-            self.by_owner.entry(owner.clone()).or_default().insert(key.to_string());
+            self.by_owner
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.to_string());
         }
         if let Some(ns) = &entry.namespace {
-            self.by_namespace.entry(ns.clone()).or_default().insert(key.to_string());
+            self.by_namespace
+                .entry(ns.clone())
+                .or_default()
+                .insert(key.to_string());
         }
         if let Some(("environments", None, name)) = object::parse_key(key) {
             self.environments.insert(name.to_string());
@@ -71,7 +77,9 @@ impl Index {
 
     /// Forgets `key`; returns the keys that may have lost an owner or their namespace.
     fn remove(&mut self, key: &str) -> Vec<String> {
-        let Some(entry) = self.objects.remove(key) else { return Vec::new() };
+        let Some(entry) = self.objects.remove(key) else {
+            return Vec::new();
+        };
         self.uids.remove(&entry.uid);
         for owner in &entry.owners {
             if let Some(set) = self.by_owner.get_mut(owner) {
@@ -83,8 +91,11 @@ impl Index {
         {
             set.remove(key);
         }
-        let mut affected: Vec<String> =
-            self.by_owner.get(&entry.uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let mut affected: Vec<String> = self
+            .by_owner
+            .get(&entry.uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
         if let Some(("environments", None, name)) = object::parse_key(key) {
             self.environments.remove(name);
             affected.extend(self.by_namespace.get(name).into_iter().flatten().cloned());
@@ -93,9 +104,14 @@ impl Index {
     }
 
     fn is_orphan(&self, key: &str) -> bool {
-        let Some(e) = self.objects.get(key) else { return false };
+        let Some(e) = self.objects.get(key) else {
+            return false;
+        };
         let owners_gone = !e.owners.is_empty() && e.owners.iter().all(|o| !self.uids.contains(o));
-        let namespace_gone = e.namespace.as_ref().is_some_and(|ns| !self.environments.contains(ns));
+        let namespace_gone = e
+            .namespace
+            .as_ref()
+            .is_some_and(|ns| !self.environments.contains(ns));
         owners_gone || namespace_gone
     }
 }
@@ -141,7 +157,11 @@ fn restart_backoff() -> impl Iterator<Item = std::time::Duration> {
 
 /// One pass: list everything, sweep, then follow changes until the watch ends.
 async fn pass(api: &Api) -> Result<()> {
-    let listing = api.store().list(KEY_ROOT).await.map_err(|e| Error::from_store(e, "objects", ""))?;
+    let listing = api
+        .store()
+        .list(KEY_ROOT)
+        .await
+        .map_err(|e| Error::from_store(e, "objects", ""))?;
     let mut index = Index::default();
     let mut projects = Vec::new();
     for kv in &listing.items {
@@ -156,7 +176,12 @@ async fn pass(api: &Api) -> Result<()> {
             tracing::warn!(project = object::name(project), error = %e, "could not ensure the production environment");
         }
     }
-    let orphans: Vec<String> = index.objects.keys().filter(|k| index.is_orphan(k)).cloned().collect();
+    let orphans: Vec<String> = index
+        .objects
+        .keys()
+        .filter(|k| index.is_orphan(k))
+        .cloned()
+        .collect();
     collect(api, &orphans).await;
 
     let mut changes = api
@@ -194,7 +219,9 @@ async fn pass(api: &Api) -> Result<()> {
 /// Deletes orphans through the API layer; failures are logged and retried on the next pass.
 async fn collect(api: &Api, keys: &[String]) {
     for key in keys {
-        let Some((plural, ns, name)) = object::parse_key(key) else { continue };
+        let Some((plural, ns, name)) = object::parse_key(key) else {
+            continue;
+        };
         let Ok(info) = resolve(plural) else {
             tracing::warn!(key, "garbage collector found a key of an unknown kind");
             continue;
@@ -202,7 +229,9 @@ async fn collect(api: &Api, keys: &[String]) {
         match api.delete(info, ns, name, &DeleteOptions::default()).await {
             Ok(_) => tracing::info!(kind = info.kind, namespace = ?ns, name, "garbage-collected"),
             Err(Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(kind = info.kind, namespace = ?ns, name, error = %e, "garbage collection failed"),
+            Err(e) => {
+                tracing::warn!(kind = info.kind, namespace = ?ns, name, error = %e, "garbage collection failed")
+            }
         }
     }
 }

@@ -42,7 +42,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
         *obj = Value::Object(Map::new());
     }
     let map = obj.as_object_mut().into_iter().next();
-    let Some(map) = map else { unreachable!("obj was made an object above") };
+    let Some(map) = map else {
+        unreachable!("obj was made an object above")
+    };
     let entry = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
@@ -75,7 +77,9 @@ pub fn uid(obj: &Value) -> &str {
 
 /// The object's `metadata.generation` (0 when absent).
 pub fn generation(obj: &Value) -> i64 {
-    obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0)
+    obj.pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 /// The object's finalizers.
@@ -85,7 +89,8 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Whether `metadata.deletionTimestamp` is set.
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 /// The uids named in `metadata.ownerReferences`.
@@ -93,14 +98,19 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| {
-            refs.iter().filter_map(|r| r.get("uid")?.as_str().map(str::to_owned)).collect()
+            refs.iter()
+                .filter_map(|r| r.get("uid")?.as_str().map(str::to_owned))
+                .collect()
         })
         .unwrap_or_default()
 }
 
 /// The object's labels.
 pub fn labels(obj: &Value) -> Map<String, Value> {
-    obj.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default()
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The object's `metadata.resourceVersion` parsed as a store revision.
@@ -146,7 +156,10 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        assert_eq!(parse_key("/berth/applications/ns/web"), Some(("applications", Some("ns"), "web")));
+        assert_eq!(
+            parse_key("/berth/applications/ns/web"),
+            Some(("applications", Some("ns"), "web"))
+        );
         assert_eq!(parse_key("/berth/projects/p"), Some(("projects", None, "p")));
         assert_eq!(parse_key("/other/projects/p"), None);
         assert_eq!(parse_key("/berth/a/b/c/d"), None);

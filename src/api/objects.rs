@@ -112,16 +112,26 @@ impl Api {
         let mut items = Vec::with_capacity(listing.items.len());
         for kv in listing.items {
             let obj = object::decode(&kv.value, kv.mod_revision).map_err(|e| corrupt(&kv.key, e))?;
-            if labels.matches(&object::labels(&obj)) && fields.matches(object::name(&obj), object::namespace(&obj))
+            if labels.matches(&object::labels(&obj))
+                && fields.matches(object::name(&obj), object::namespace(&obj))
             {
                 items.push(obj);
             }
         }
-        Ok(List { items, revision: listing.revision })
+        Ok(List {
+            items,
+            revision: listing.revision,
+        })
     }
 
     /// Creates an object (POST). The body's status is ignored.
-    pub async fn create(&self, info: &KindInfo, ns: Option<&str>, body: Value, opts: WriteOptions) -> Result<Value> {
+    pub async fn create(
+        &self,
+        info: &KindInfo,
+        ns: Option<&str>,
+        body: Value,
+        opts: WriteOptions,
+    ) -> Result<Value> {
         let mut obj = prepare_body(info, ns, body)?;
         if object::resource_version(&obj).is_some() {
             return Err(invalid_field(
@@ -211,7 +221,8 @@ impl Api {
         if current.rv != expected {
             return Err(conflict(info, name));
         }
-        self.write_status(info, current, body.get("status").cloned(), opts).await
+        self.write_status(info, current, body.get("status").cloned(), opts)
+            .await
     }
 
     /// Merge-patches an object's status (PATCH `/status`).
@@ -228,10 +239,19 @@ impl Api {
 
     /// Deletes an object: at once when it has no finalizers, else by setting its
     /// deletionTimestamp. Returns the object as it last was.
-    pub async fn delete(&self, info: &KindInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Value> {
+    pub async fn delete(
+        &self,
+        info: &KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value> {
         let current = self.current(info, ns, name).await?;
         if opts.resource_version.is_some_and(|rv| rv != current.rv)
-            || opts.uid.as_deref().is_some_and(|u| u != object::uid(&current.obj))
+            || opts
+                .uid
+                .as_deref()
+                .is_some_and(|u| u != object::uid(&current.obj))
         {
             return Err(Error::Conflict(format!(
                 "precondition failed for {} {name:?}: resourceVersion or uid does not match",
@@ -275,9 +295,15 @@ impl Api {
             .get(&k)
             .await
             .map_err(|e| Error::from_store(e, info.plural, name))?
-            .ok_or_else(|| Error::NotFound { kind: info.plural.into(), name: name.into() })?;
+            .ok_or_else(|| Error::NotFound {
+                kind: info.plural.into(),
+                name: name.into(),
+            })?;
         let obj = object::decode(&kv.value, kv.mod_revision).map_err(|e| corrupt(&k, e))?;
-        Ok(Current { obj, rv: kv.mod_revision })
+        Ok(Current {
+            obj,
+            rv: kv.mod_revision,
+        })
     }
 
     async fn patch_with(
@@ -304,7 +330,8 @@ impl Api {
             json_patch::merge(&mut merged, patch);
             object::set_resource_version(&mut merged, current.rv);
             let result = if status {
-                self.write_status(info, current, merged.get("status").cloned(), opts).await
+                self.write_status(info, current, merged.get("status").cloned(), opts)
+                    .await
             } else {
                 self.write_spec(info, current, merged, opts).await
             };
@@ -317,7 +344,13 @@ impl Api {
     }
 
     /// Writes a new spec/metadata over `current`, keeping server-owned fields and status.
-    async fn write_spec(&self, info: &KindInfo, current: Current, body: Value, opts: WriteOptions) -> Result<Value> {
+    async fn write_spec(
+        &self,
+        info: &KindInfo,
+        current: Current,
+        body: Value,
+        opts: WriteOptions,
+    ) -> Result<Value> {
         let old = &current.obj;
         let mut obj = body;
         if let Some(u) = object::meta_str(&obj, "uid")
@@ -349,7 +382,8 @@ impl Api {
             _ => {}
         }
         let mut obj = validated(info, obj)?;
-        info.validate_update(old, &obj).map_err(|errors| invalid(info, &obj, errors))?;
+        info.validate_update(old, &obj)
+            .map_err(|errors| invalid(info, &obj, errors))?;
         if object::is_deleting(old) {
             let before = object::finalizers(old);
             if let Some(added) = object::finalizers(&obj).into_iter().find(|f| !before.contains(f)) {
@@ -419,7 +453,10 @@ impl Api {
 /// Checks apiVersion/kind/namespace of a request body against the request's resource.
 fn prepare_body(info: &KindInfo, ns: Option<&str>, mut body: Value) -> Result<Value> {
     if !body.is_object() {
-        return Err(Error::BadRequest(format!("the body must be a {} object", info.kind)));
+        return Err(Error::BadRequest(format!(
+            "the body must be a {} object",
+            info.kind
+        )));
     }
     match body.get("kind").and_then(Value::as_str) {
         Some(k) if k == info.kind => {}
@@ -458,7 +495,8 @@ fn prepare_body(info: &KindInfo, ns: Option<&str>, mut body: Value) -> Result<Va
 
 /// Schema + semantic validation, then defaults filled in.
 fn validated(info: &KindInfo, obj: Value) -> Result<Value> {
-    info.validate(&obj).map_err(|errors| invalid(info, &obj, errors))?;
+    info.validate(&obj)
+        .map_err(|errors| invalid(info, &obj, errors))?;
     info.normalize(&obj).map_err(|errors| invalid(info, &obj, errors))
 }
 
@@ -497,16 +535,32 @@ fn required_rv(info: &KindInfo, body: &Value) -> Result<i64> {
 }
 
 fn invalid(info: &KindInfo, obj: &Value, errors: ValidationErrors) -> Error {
-    Error::Invalid { kind: info.kind.into(), name: object::name(obj).into(), errors }
+    Error::Invalid {
+        kind: info.kind.into(),
+        name: object::name(obj).into(),
+        errors,
+    }
 }
 
 fn invalid_field(info: &KindInfo, obj: &Value, field: &str, kind: FieldErrorKind, message: &str) -> Error {
-    invalid(info, obj, ValidationErrors(vec![FieldError { field: field.into(), kind, message: message.into() }]))
+    invalid(
+        info,
+        obj,
+        ValidationErrors(vec![FieldError {
+            field: field.into(),
+            kind,
+            message: message.into(),
+        }]),
+    )
 }
 
 fn conflict(info: &KindInfo, name: &str) -> Error {
     Error::from_store(
-        store::Error::Conflict { key: String::new(), expected: 0, actual: 0 },
+        store::Error::Conflict {
+            key: String::new(),
+            expected: 0,
+            actual: 0,
+        },
         info.plural,
         name,
     )
@@ -523,6 +577,8 @@ pub fn now() -> String {
 
 /// Resolves a resource name from a URL or the CLI (`apps`, `application`, `app`...).
 pub fn resolve(resource: &str) -> Result<&'static KindInfo> {
-    registry::lookup(resource)
-        .ok_or_else(|| Error::NotFound { kind: "resources".into(), name: resource.into() })
+    registry::lookup(resource).ok_or_else(|| Error::NotFound {
+        kind: "resources".into(),
+        name: resource.into(),
+    })
 }

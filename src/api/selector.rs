@@ -33,7 +33,10 @@ pub struct LabelSelector(Vec<Requirement>);
 impl LabelSelector {
     /// Parses a `labelSelector` query value.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let err = |reason: &str| Error { selector: s.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| Error {
+            selector: s.to_string(),
+            reason: reason.to_string(),
+        };
         let mut reqs = Vec::new();
         for term in split_terms(s) {
             let term = term.trim();
@@ -41,9 +44,15 @@ impl LabelSelector {
                 continue;
             }
             let req = if let Some((k, rest)) = split_set_op(term, " notin ") {
-                Requirement::NotIn(k, parse_set(rest).ok_or_else(|| err("expected (v1,v2) after notin"))?)
+                Requirement::NotIn(
+                    k,
+                    parse_set(rest).ok_or_else(|| err("expected (v1,v2) after notin"))?,
+                )
             } else if let Some((k, rest)) = split_set_op(term, " in ") {
-                Requirement::In(k, parse_set(rest).ok_or_else(|| err("expected (v1,v2) after in"))?)
+                Requirement::In(
+                    k,
+                    parse_set(rest).ok_or_else(|| err("expected (v1,v2) after in"))?,
+                )
             } else if let Some((k, v)) = term.split_once("!=") {
                 Requirement::NotEq(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
@@ -100,10 +109,13 @@ impl FieldSelector {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let mut sel = Self::default();
         for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let (k, v) = term.split_once("==").or_else(|| term.split_once('=')).ok_or_else(|| Error {
-                selector: s.into(),
-                reason: format!("{term:?} is not of the form field=value"),
-            })?;
+            let (k, v) = term
+                .split_once("==")
+                .or_else(|| term.split_once('='))
+                .ok_or_else(|| Error {
+                    selector: s.into(),
+                    reason: format!("{term:?} is not of the form field=value"),
+                })?;
             match k.trim() {
                 "metadata.name" => sel.name = Some(v.trim().into()),
                 "metadata.namespace" => sel.namespace = Some(v.trim().into()),
@@ -152,7 +164,13 @@ fn split_set_op<'a>(term: &'a str, op: &str) -> Option<(String, &'a str)> {
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     auth::{Role, Tokens},
     error::{Error, Result},
-    objects::{Api, DeleteOptions, WriteOptions, resolve},
+    objects::{Api, DeleteOptions, WriteOptions},
     selector::{FieldSelector, LabelSelector},
     watch::{Event, WatchParams},
 };
@@ -90,7 +90,9 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
             let state = state.clone();
             async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -142,7 +144,9 @@ impl Query {
                 "watch" => out.watch = v == "true" || v == "1",
                 "resourceVersion" if !v.is_empty() => {
                     out.resource_version = Some(v.parse().map_err(|_| {
-                        Error::BadRequest(format!("resourceVersion {v:?} is not a revision this server issued"))
+                        Error::BadRequest(format!(
+                            "resourceVersion {v:?} is not a revision this server issued"
+                        ))
                     })?)
                 }
                 "labelSelector" => {
@@ -154,7 +158,11 @@ impl Query {
                 "dryRun" => match v.as_ref() {
                     "All" => out.dry_run = true,
                     "" => {}
-                    other => return Err(Error::BadRequest(format!("dryRun {other:?} is not supported (All)"))),
+                    other => {
+                        return Err(Error::BadRequest(format!(
+                            "dryRun {other:?} is not supported (All)"
+                        )));
+                    }
                 },
                 "timeoutSeconds" => {
                     let secs: u64 = v
@@ -191,7 +199,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         _ => {}
     }
     let Some(rest) = path.strip_prefix("/apis/berth.dev/v1") else {
-        return Err(Error::NotFound { kind: "paths".into(), name: path });
+        return Err(Error::NotFound {
+            kind: "paths".into(),
+            name: path,
+        });
     };
     let role = authorize(state, &req)?;
     if req.method() != Method::GET && role == Role::Viewer {
@@ -217,7 +228,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
 }
 
 fn authorize(state: &State, req: &Request<Incoming>) -> Result<Role> {
-    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match state.tokens.authenticate(header) {
         Some((_, role)) => Ok(role),
         None if header.is_none() => Err(Error::Unauthorized("missing bearer token".into())),
@@ -234,14 +248,25 @@ fn parse_target(segments: &[&str]) -> Result<Target> {
         [r] => (*r, None, false),
         [r, n] => (*r, Some(n.to_string()), false),
         [r, n, "status"] => (*r, Some(n.to_string()), true),
-        _ => return Err(Error::NotFound { kind: "paths".into(), name: segments.join("/") }),
+        _ => {
+            return Err(Error::NotFound {
+                kind: "paths".into(),
+                name: segments.join("/"),
+            });
+        }
     };
     let info = registry::kinds()
         .iter()
         .find(|k| k.plural == resource)
-        .ok_or_else(|| Error::NotFound { kind: "resources".into(), name: resource.into() })?;
+        .ok_or_else(|| Error::NotFound {
+            kind: "resources".into(),
+            name: resource.into(),
+        })?;
     if namespace.is_some() && !info.namespaced {
-        return Err(Error::BadRequest(format!("{} are cluster-scoped: drop /namespaces/{{ns}}", info.plural)));
+        return Err(Error::BadRequest(format!(
+            "{} are cluster-scoped: drop /namespaces/{{ns}}",
+            info.plural
+        )));
     }
     if info.namespaced && name.is_some() && namespace.is_none() {
         return Err(Error::BadRequest(format!(
@@ -249,7 +274,12 @@ fn parse_target(segments: &[&str]) -> Result<Target> {
             info.plural, info.plural
         )));
     }
-    Ok(Target { info, namespace, name, status })
+    Ok(Target {
+        info,
+        namespace,
+        name,
+        status,
+    })
 }
 
 async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) -> Result<Response<Body>> {
@@ -300,10 +330,15 @@ async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) ->
         }
         (Method::DELETE, Some(name), false) => {
             let body = read_body_opt(state, req).await?;
-            let mut opts = DeleteOptions { dry_run: q.dry_run, ..DeleteOptions::default() };
+            let mut opts = DeleteOptions {
+                dry_run: q.dry_run,
+                ..DeleteOptions::default()
+            };
             if let Some(pre) = body.as_ref().and_then(|b| b.get("preconditions")) {
-                opts.resource_version =
-                    pre.get("resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok());
+                opts.resource_version = pre
+                    .get("resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok());
                 opts.uid = pre.get("uid").and_then(Value::as_str).map(str::to_owned);
             }
             Ok(ok(&api.delete(t.info, ns, name, &opts).await?))
@@ -313,7 +348,11 @@ async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) ->
 }
 
 fn check_patch_type(req: &Request<Incoming>) -> Result<()> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if ct.is_empty() || ct.starts_with("application/merge-patch+json") || ct.starts_with("application/json") {
         Ok(())
     } else {
@@ -332,7 +371,9 @@ async fn read_body_opt(state: &State, req: Request<Incoming>) -> Result<Option<V
 }
 
 async fn read_body(state: &State, req: Request<Incoming>) -> Result<Value> {
-    read_body_opt(state, req).await?.ok_or_else(|| Error::BadRequest("the request body is empty".into()))
+    read_body_opt(state, req)
+        .await?
+        .ok_or_else(|| Error::BadRequest("the request body is empty".into()))
 }
 
 async fn read_bytes(state: &State, req: Request<Incoming>) -> Result<Bytes> {
@@ -347,7 +388,9 @@ async fn read_bytes(state: &State, req: Request<Incoming>) -> Result<Bytes> {
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Error::TooLarge { limit }),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Error::TooLarge { limit })
+        }
         Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
     }
 }
@@ -356,14 +399,17 @@ async fn read_bytes(state: &State, req: Request<Incoming>) -> Result<Bytes> {
 fn parse_body(bytes: &[u8]) -> Result<Value> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
-        return serde_json::from_slice(bytes).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")));
+        return serde_json::from_slice(bytes)
+            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")));
     }
     serde_yaml::from_slice(bytes).map_err(|e| Error::BadRequest(format!("invalid YAML body: {e}")))
 }
 
 async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Body>> {
     if t.name.is_some() {
-        return Err(Error::BadRequest("watch a collection, with fieldSelector=metadata.name=NAME".into()));
+        return Err(Error::BadRequest(
+            "watch a collection, with fieldSelector=metadata.name=NAME".into(),
+        ));
     }
     let params = WatchParams {
         resource_version: q.resource_version,
@@ -378,7 +424,7 @@ async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Bod
         Err(e @ Error::Gone { .. }) => {
             let line = event_line(&Event::error(&e));
             let body = futures::stream::once(async move { Ok::<_, Infallible>(Frame::data(line)) });
-            return Ok(stream_response(StreamBody::new(body).boxed()));
+            return Ok(stream_response(BodyExt::boxed(StreamBody::new(body))));
         }
         Err(e) => return Err(e),
     };
@@ -397,7 +443,7 @@ async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Bod
         let line = st.next_line().await?;
         Some((Ok::<_, Infallible>(Frame::data(line)), st))
     });
-    Ok(stream_response(StreamBody::new(body).boxed()))
+    Ok(stream_response(BodyExt::boxed(StreamBody::new(body))))
 }
 
 /// The state of one streamed watch response.
@@ -453,7 +499,10 @@ fn event_line(ev: &Event) -> Bytes {
 
 fn stream_response(body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -461,7 +510,10 @@ fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response<Body> 
     let bytes = serde_json::to_vec(v).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = code;
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 

@@ -70,7 +70,10 @@ impl Event {
 
     /// An `ERROR` event carrying the error's `Status`.
     pub fn error(err: &Error) -> Self {
-        Self { kind: "ERROR", object: serde_json::to_value(err.status()).unwrap_or_default() }
+        Self {
+            kind: "ERROR",
+            object: serde_json::to_value(err.status()).unwrap_or_default(),
+        }
     }
 
     /// The resourceVersion the event carries, if any.
@@ -111,7 +114,8 @@ impl Stream for Watch {
                 self.done = true;
                 if self.dropped.load(Ordering::Acquire) {
                     Poll::Ready(Some(Err(Error::Unavailable(
-                        "watch dropped: the client did not keep up; resume from the last resourceVersion".into(),
+                        "watch dropped: the client did not keep up; resume from the last resourceVersion"
+                            .into(),
                     ))))
                 } else {
                     Poll::Ready(None)
@@ -124,7 +128,12 @@ impl Stream for Watch {
 
 impl Api {
     /// Starts a watch on a kind in one namespace (or all, with `ns` = `None`).
-    pub async fn watch(&self, info: &'static KindInfo, ns: Option<&str>, params: WatchParams) -> Result<Watch> {
+    pub async fn watch(
+        &self,
+        info: &'static KindInfo,
+        ns: Option<&str>,
+        params: WatchParams,
+    ) -> Result<Watch> {
         let mut initial = Vec::new();
         let after = match params.resource_version.filter(|rv| *rv > 0) {
             Some(rv) => rv,
@@ -142,23 +151,26 @@ impl Api {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = dropped.clone();
+        let slow_timeout = params.slow_timeout;
         tokio::spawn(async move {
-            let send = |ev: Result<Event>| {
-                let tx = &tx;
-                async move {
-                    match tokio::time::timeout(params.slow_timeout, tx.send(ev)).await {
-                        Ok(Ok(())) => true,
-                        Ok(Err(_)) => false, // client went away
-                        Err(_) => {
-                            flag.store(true, Ordering::Release);
-                            tracing::info!(kind = info.kind, "dropping a watch whose client fell behind");
-                            false
-                        }
+            let send = async |ev: Result<Event>| -> bool {
+                match tokio::time::timeout(slow_timeout, tx.send(ev)).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(_)) => false, // the client went away
+                    Err(_) => {
+                        flag.store(true, Ordering::Release);
+                        tracing::info!(kind = info.kind, "dropping a watch whose client fell behind");
+                        false
                     }
                 }
             };
             for obj in initial {
-                if !send(Ok(Event { kind: "ADDED", object: obj })).await {
+                if !send(Ok(Event {
+                    kind: "ADDED",
+                    object: obj,
+                }))
+                .await
+                {
                     return;
                 }
             }
@@ -177,7 +189,11 @@ impl Api {
                 }
             }
         });
-        Ok(Watch { rx, dropped, done: false })
+        Ok(Watch {
+            rx,
+            dropped,
+            done: false,
+        })
     }
 }
 

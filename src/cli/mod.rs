@@ -86,7 +86,9 @@ pub struct ServeArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 10s, 5m or 1h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 10s, 5m or 1h"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
@@ -110,7 +112,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 request_timeout: args.request_timeout,
                 ..Limits::default()
             };
-            let opts = ServeOptions { store, listen: args.listen, tokens_file: args.tokens_file, limits };
+            let opts = ServeOptions {
+                store,
+                listen: args.listen,
+                tokens_file: args.tokens_file,
+                limits,
+            };
             match serve::run(opts).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -133,7 +140,13 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 fn crds(dir: Option<&std::path::Path>) -> ExitCode {
-    let docs = berth_crds::crd::all();
+    let docs = match berth_crds::crd::all() {
+        Ok(docs) => docs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match dir {
         None => {
             for (_, yaml) in &docs {
