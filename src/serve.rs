@@ -19,7 +19,10 @@ use crate::{
         server::{self, Limits, State},
     },
     config::{self, ClientConfig},
-    store::{embedded::EmbeddedStore, etcd::EtcdStore},
+    store::{
+        embedded::{EmbeddedOptions, EmbeddedStore},
+        etcd::EtcdStore,
+    },
 };
 
 /// Errors that stop `berth serve` from starting.
@@ -47,8 +50,13 @@ pub enum Error {
 /// Where the store is.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    /// The embedded store in a directory.
-    Embedded(PathBuf),
+    /// The embedded store in a directory, keeping this many events for watch replay.
+    Embedded {
+        /// The data directory.
+        dir: PathBuf,
+        /// Events kept for watch replay before compaction.
+        history_limit: u64,
+    },
     /// An etcd cluster.
     Etcd(Vec<String>),
 }
@@ -69,7 +77,18 @@ pub struct ServeOptions {
 /// Opens the configured store.
 pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, Error> {
     Ok(match config {
-        StoreConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+        StoreConfig::Embedded { dir, history_limit } => {
+            let options = EmbeddedOptions {
+                history_limit: *history_limit,
+                ..EmbeddedOptions::default()
+            };
+            let dir = dir.clone();
+            // Opening may repair the file after a crash: blocking work.
+            let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open_with(dir, options))
+                .await
+                .map_err(|e| berth_crds::store::Error::Backend(format!("store open task failed: {e}")))??;
+            Arc::new(opened)
+        }
         StoreConfig::Etcd(endpoints) => Arc::new(EtcdStore::connect(endpoints).await?),
     })
 }

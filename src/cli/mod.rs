@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// A YAML file of extra tokens: `tokens: [{name, token, role: viewer|admin}]`.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
+    /// Embedded store: events kept for watch replay; older ones are compacted away.
+    #[arg(long, default_value_t = 100_000)]
+    pub history_limit: u64,
+    /// How long a watch may wait for a slow client before the server drops it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub slow_watcher_timeout: Duration,
     /// Interval between watch bookmarks.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub bookmark_interval: Duration,
@@ -103,13 +109,17 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             let store = if args.etcd.is_empty() {
-                StoreConfig::Embedded(args.data_dir)
+                StoreConfig::Embedded {
+                    dir: args.data_dir,
+                    history_limit: args.history_limit,
+                }
             } else {
                 StoreConfig::Etcd(args.etcd)
             };
             let limits = Limits {
                 bookmark_interval: args.bookmark_interval,
                 request_timeout: args.request_timeout,
+                slow_watcher_timeout: args.slow_watcher_timeout,
                 ..Limits::default()
             };
             let opts = ServeOptions {
