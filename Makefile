@@ -13,7 +13,7 @@ run: deps docker
 
 ## test: lint, install what the tests need if missing, then run every test
 test: deps docker lint
-	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast
 
 ## deps: install build and test prerequisites (idempotent)
 deps:
@@ -33,4 +33,4 @@ crds:
 
 ## bench: performance figures against baselines measured in the same run
 bench: deps docker
-	$(CARGO) bench --bench store_throughput
+	$(CARGO) bench --bench store_throughput --bench api
