@@ -83,6 +83,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(f64, f64, f64), 
     let writing = started.elapsed();
     let live_watch = live_task.await??;
     let replay = replay(store.as_ref(), &prefix, start).await?;
+    let (p50, p99) = sequential_latency(store.as_ref(), &prefix).await?;
 
     println!(
         "{label}: writes/s {:>9.0}  ({WRITES} creates of {VALUE_SIZE} B, {WRITERS} concurrent writers)",
@@ -96,6 +97,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) -> Result<(f64, f64, f64), 
         "{label}: watch events/s (replay from history) {:>9.0}",
         rate(WRITES, replay)
     );
+    println!("{label}: one writer, write latency p50 {p50:.2} ms  p99 {p99:.2} ms");
     Ok((
         rate(WRITES, writing),
         rate(WRITES, live_watch),
@@ -115,6 +117,20 @@ async fn replay(store: &dyn Store, prefix: &str, start: Revision) -> Result<Dura
         }
     }
     Ok(began.elapsed())
+}
+
+/// p50 and p99 in milliseconds of single, sequential writes (the latency one apply sees).
+async fn sequential_latency(store: &dyn Store, prefix: &str) -> Result<(f64, f64), BoxError> {
+    let mut took = Vec::with_capacity(500);
+    for i in 0..500 {
+        let began = Instant::now();
+        store
+            .create(&format!("{prefix}seq/{i:06}"), vec![b'x'; VALUE_SIZE])
+            .await?;
+        took.push(began.elapsed().as_secs_f64() * 1e3);
+    }
+    took.sort_by(f64::total_cmp);
+    Ok((took[took.len() / 2], took[took.len() * 99 / 100]))
 }
 
 fn rate(n: usize, took: Duration) -> f64 {

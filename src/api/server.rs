@@ -85,6 +85,10 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
             },
             () = state.shutdown.cancelled() => break,
         };
+        // Watch events are small writes that must leave at once, not wait for Nagle.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, %peer, "cannot set TCP_NODELAY");
+        }
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
