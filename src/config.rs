@@ -40,6 +40,9 @@ pub struct ClientConfig {
     pub server: String,
     /// The bearer token.
     pub token: String,
+    /// The Environment the CLI uses for namespaced kinds when `-n` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// The configuration file's path.
@@ -105,6 +108,7 @@ mod tests {
         let c = ClientConfig {
             server: "http://127.0.0.1:1".into(),
             token: "t".into(),
+            namespace: Some("hello-production".into()),
         };
         write(&p, &c).unwrap();
         assert_eq!(read(&p).unwrap(), Some(c));

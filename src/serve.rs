@@ -107,11 +107,20 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
         addr: opts.listen,
         source,
     })?;
+    let config_path = config::path()?;
+    // Keep the user's default namespace across restarts; only server and token are ours.
+    let namespace = match config::read(&config_path) {
+        Ok(existing) => existing.and_then(|c| c.namespace),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the unreadable client configuration; rewriting it");
+            None
+        }
+    };
     let client_config = ClientConfig {
         server: format!("http://{local}"),
         token: admin,
+        namespace,
     };
-    let config_path = config::path()?;
     config::write(&config_path, &client_config)?;
 
     let shutdown = CancellationToken::new();

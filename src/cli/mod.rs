@@ -1,4 +1,22 @@
 //! The `berth` command line: global flags and one subcommand per verb.
+//!
+//! Each verb lives in its own module; [`run`] maps their errors to exit codes (0 success,
+//! 1 a failure reported by the server or a diff, 2 a usage error) and prints them as
+//! `error: <message>`.
+
+pub mod apply;
+pub mod client;
+pub mod delete;
+pub mod describe;
+pub mod diff;
+pub mod error;
+pub mod get;
+pub mod manifest;
+pub mod merge;
+pub mod output;
+pub mod target;
+pub mod wait;
+pub mod watch;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -41,6 +59,18 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the API server (and, later, the controllers).
     Serve(ServeArgs),
+    /// Create or update objects from manifests (three-way merge, all or nothing).
+    Apply(apply::ApplyArgs),
+    /// List objects, or show some, as a table, YAML, JSON or names; `-w` follows changes.
+    Get(get::GetArgs),
+    /// Show one object in detail: spec, status and conditions.
+    Describe(describe::DescribeArgs),
+    /// Delete objects by name or by manifest.
+    Delete(delete::DeleteArgs),
+    /// Show what `apply` would change, as a unified diff (exit 1 when there are changes).
+    Diff(diff::DiffArgs),
+    /// Wait for a condition on an object, or for its deletion.
+    Wait(wait::WaitArgs),
     /// Print the CustomResourceDefinitions of every kind (or write them into a directory).
     Crds {
         /// Write one `<kind>.yaml` per kind into this directory instead of printing.
@@ -138,15 +168,57 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Crds { dir } => crds(dir.as_deref()),
-        Command::Version => {
-            println!("berth {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+        Command::Version => version(cli.server.as_deref(), cli.token.as_deref()).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        verb => match client_verb(cli.server.as_deref(), cli.token.as_deref(), &verb).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code()
+            }
+        },
     }
+}
+
+/// Runs a verb that talks to the API server.
+async fn client_verb(server: Option<&str>, token: Option<&str>, verb: &Command) -> error::Result<ExitCode> {
+    let resolved = client::resolve(server, token)?;
+    let c = client::Client::new(&resolved)?;
+    let ns = resolved.namespace.as_deref();
+    match verb {
+        Command::Apply(args) => apply::run(&c, args, ns).await,
+        Command::Get(args) => get::run(&c, args, ns).await,
+        Command::Describe(args) => describe::run(&c, args, ns).await,
+        Command::Delete(args) => delete::run(&c, args, ns).await,
+        Command::Diff(args) => diff::run(&c, args, ns).await,
+        Command::Wait(args) => wait::run(&c, args, ns).await,
+        Command::Serve(_) | Command::Crds { .. } | Command::Version | Command::Completion { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `berth version`: the client's version, and the server's when it answers.
+async fn version(server: Option<&str>, token: Option<&str>) -> ExitCode {
+    println!("Client Version: {}", env!("CARGO_PKG_VERSION"));
+    let server_version = async {
+        let resolved = client::resolve(server, token)?;
+        client::Client::new(&resolved)?.version().await
+    };
+    match server_version.await {
+        Ok(v) => {
+            let git = v
+                .get("gitVersion")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("unknown");
+            println!("Server Version: {git}");
+        }
+        Err(e) => eprintln!("server version unavailable: {e}"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn crds(dir: Option<&std::path::Path>) -> ExitCode {

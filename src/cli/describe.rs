@@ -1,0 +1,261 @@
+//! `berth describe KIND NAME`: one object for people — identity, spec, status, conditions
+//! and (once berth records them) events.
+//!
+//! # Guarantees
+//! - Secret values are never shown; their keys and sizes are.
+//! - Events are listed only when the registry has an `Event` kind: until then the section
+//!   is left out entirely.
+
+use std::{fmt::Write as _, process::ExitCode};
+
+use berth_crds::registry::{self, KindInfo};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{
+    client::{Client, ListParams},
+    error::{Error, Result},
+    output::{self, LAST_APPLIED, meta},
+    target,
+};
+
+/// Arguments of `berth describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// The kind, or `KIND/NAME`.
+    pub kind: String,
+    /// The object's name.
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub ns: target::NamespaceArgs,
+}
+
+/// Runs `berth describe`.
+pub async fn run(client: &Client, args: &DescribeArgs, default_ns: Option<&str>) -> Result<ExitCode> {
+    let (info, names) = target::kind_and_names(&args.kind, &args.names)?;
+    if names.is_empty() {
+        return Err(Error::Usage("describe needs a NAME (or KIND/NAME)".into()));
+    }
+    let ns = target::namespace(info, args.ns.namespace.as_deref(), false, default_ns)?;
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let obj = client.get(info, ns.as_deref(), name).await?;
+        if i > 0 {
+            out.push_str("\n\n");
+        }
+        out.push_str(&describe(info, &obj, Utc::now()));
+        out.push_str(&events(client, &obj).await?);
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The description of `obj` (everything but events).
+pub fn describe(info: &KindInfo, obj: &Value, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let field = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(
+            out,
+            "{:<18}{}",
+            format!("{k}:"),
+            if v.is_empty() { "<none>" } else { v }
+        );
+    };
+    field(&mut out, "Name", meta(obj, "name"));
+    if info.namespaced {
+        field(&mut out, "Environment", meta(obj, "namespace"));
+    }
+    field(&mut out, "Kind", info.kind);
+    field(&mut out, "Labels", &pairs(obj.pointer("/metadata/labels")));
+    let mut annotations = obj.pointer("/metadata/annotations").cloned();
+    if let Some(a) = annotations.as_mut().and_then(Value::as_object_mut) {
+        a.remove(LAST_APPLIED);
+    }
+    field(&mut out, "Annotations", &pairs(annotations.as_ref()));
+    let created = meta(obj, "creationTimestamp");
+    let age = created
+        .parse::<DateTime<Utc>>()
+        .map(|t| format!("{created} ({} ago)", output::age(now, t)))
+        .unwrap_or_default();
+    field(&mut out, "Created", &age);
+    if !meta(obj, "deletionTimestamp").is_empty() {
+        field(&mut out, "Deleting since", meta(obj, "deletionTimestamp"));
+    }
+    let generation = obj
+        .pointer("/metadata/generation")
+        .map(Value::to_string)
+        .unwrap_or_default();
+    field(&mut out, "Generation", &generation);
+    field(&mut out, "Resource Version", meta(obj, "resourceVersion"));
+    if let Some(owners) = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+        let list: Vec<String> = owners
+            .iter()
+            .map(|o| format!("{}/{}", str_of(o, "kind").to_lowercase(), str_of(o, "name")))
+            .collect();
+        field(&mut out, "Owners", &list.join(", "));
+    }
+    let mut spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    if info.kind == "Secret" {
+        describe_secret_data(&mut out, &spec);
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("data");
+        }
+    }
+    section(&mut out, "Spec", &spec);
+    let mut status = obj.get("status").cloned().unwrap_or(Value::Null);
+    let conditions = status
+        .as_object_mut()
+        .and_then(|s| s.remove("conditions"))
+        .and_then(|c| c.as_array().cloned())
+        .unwrap_or_default();
+    section(&mut out, "Status", &status);
+    out.push_str("Conditions:\n");
+    if conditions.is_empty() {
+        out.push_str("  <none>\n");
+    } else {
+        let rows: Vec<Vec<String>> = std::iter::once(
+            ["Type", "Status", "Reason", "Message", "Age"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .chain(conditions.iter().map(|c| {
+            let age = str_of(c, "lastTransitionTime")
+                .parse::<DateTime<Utc>>()
+                .map(|t| output::age(now, t))
+                .unwrap_or_default();
+            vec![
+                str_of(c, "type").into(),
+                str_of(c, "status").into(),
+                str_of(c, "reason").into(),
+                str_of(c, "message").into(),
+                age,
+            ]
+        }))
+        .collect();
+        out.push_str(&aligned(&rows, "  "));
+    }
+    out
+}
+
+/// The Events section: events whose subject is `obj`, once the `Event` kind exists.
+async fn events(client: &Client, obj: &Value) -> Result<String> {
+    let Some(event_kind) = registry::lookup("Event") else {
+        return Ok(String::new());
+    };
+    let ns = meta(obj, "namespace");
+    let list = client
+        .list(event_kind, (!ns.is_empty()).then_some(ns), &ListParams::default())
+        .await?;
+    let uid = meta(obj, "uid");
+    let header = ["Type", "Reason", "Message"].map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(
+            list.items
+                .iter()
+                .filter(|e| e.pointer("/spec/involvedObject/uid").and_then(Value::as_str) == Some(uid))
+                .map(|e| {
+                    ["type", "reason", "message"]
+                        .map(|f| e.pointer(&format!("/spec/{f}")).map(scalar).unwrap_or_default())
+                        .to_vec()
+                }),
+        )
+        .collect();
+    let mut out = String::from("Events:\n");
+    if rows.len() == 1 {
+        out.push_str("  <none>\n");
+    } else {
+        out.push_str(&aligned(&rows, "  "));
+    }
+    Ok(out)
+}
+
+fn describe_secret_data(out: &mut String, spec: &Value) {
+    out.push_str("Data:\n");
+    match spec.get("data").and_then(Value::as_object) {
+        Some(data) if !data.is_empty() => {
+            for (k, v) in data {
+                let _ = writeln!(out, "  {k}: {} bytes", v.as_str().map(str::len).unwrap_or(0));
+            }
+        }
+        _ => out.push_str("  <none>\n"),
+    }
+}
+
+fn section(out: &mut String, title: &str, value: &Value) {
+    let empty = value.is_null() || value.as_object().is_some_and(|m| m.is_empty());
+    let _ = writeln!(out, "{title}:");
+    if empty {
+        out.push_str("  <none>\n");
+        return;
+    }
+    for line in output::yaml(value).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+fn pairs(v: Option<&Value>) -> String {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", scalar(v)))
+                .collect::<Vec<_>>()
+                .join("\n                  ")
+        })
+        .unwrap_or_default()
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn aligned(rows: &[Vec<String>], indent: &str) -> String {
+    let mut widths = Vec::new();
+    for r in rows {
+        widths.resize(widths.len().max(r.len()), 0);
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{indent}{}", cells.join("   ").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn describe_shows_spec_conditions_and_hides_secret_values() {
+        let info = registry::lookup("secret").unwrap();
+        let obj = json!({
+            "metadata": {"name": "s", "namespace": "p-production", "creationTimestamp": "2025-01-01T00:00:00Z",
+                         "annotations": {LAST_APPLIED: "{\"spec\":{\"data\":{\"k\":\"topsecret\"}}}"}},
+            "spec": {"type": "opaque", "data": {"k": "topsecret"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Synced", "message": "ok",
+                                       "lastTransitionTime": "2025-01-01T00:00:30Z"}]},
+        });
+        let text = describe(info, &obj, "2025-01-01T00:01:00Z".parse().unwrap());
+        assert!(!text.contains("topsecret"), "{text}");
+        assert!(text.contains("k: 9 bytes"), "{text}");
+        assert!(text.contains("Environment:      p-production"), "{text}");
+        let cond = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("Ready"))
+            .unwrap();
+        let cells: Vec<&str> = cond.split_whitespace().collect();
+        assert_eq!(cells, ["Ready", "True", "Synced", "ok", "30s"]);
+        assert!(!text.contains("Events"), "{text}");
+    }
+}
