@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::kinds::{
     ApplicationSpec, BackupScheduleSpec, BackupSpec, BackupStorageSpec, DatabaseSpec, DestinationSpec,
-    EnvironmentSpec, EventSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, SecretSpec, ServerSpec,
-    ServiceSpec, SourceSpec,
+    EnvironmentSpec, EventSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, SecretSpec,
+    ServerSpec, ServiceSpec, SourceSpec,
 };
 use crate::resource::{PrinterColumn, Resource};
 use crate::validation::FieldError;

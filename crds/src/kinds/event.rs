@@ -138,10 +138,16 @@ impl Resource for EventSpec {
     fn validate(&self, errors: &mut Vec<FieldError>) {
         let o = &self.involved_object;
         if o.kind.is_empty() {
-            errors.push(FieldError::required("spec.involvedObject.kind", "must not be empty"));
+            errors.push(FieldError::required(
+                "spec.involvedObject.kind",
+                "must not be empty",
+            ));
         }
         if o.uid.is_empty() {
-            errors.push(FieldError::required("spec.involvedObject.uid", "must not be empty"));
+            errors.push(FieldError::required(
+                "spec.involvedObject.uid",
+                "must not be empty",
+            ));
         }
         check(errors, "spec.involvedObject.name", rules::dns1123_label(&o.name));
         if let Some(ns) = &o.namespace {
