@@ -34,3 +34,4 @@ crds:
 ## bench: performance figures against baselines measured in the same run
 bench: deps docker
 	$(CARGO) bench --bench store_throughput
+	$(CARGO) bench --bench runtime
