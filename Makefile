@@ -33,4 +33,4 @@ crds:
 
 ## bench: performance figures against baselines measured in the same run
 bench: deps docker
-	$(CARGO) bench --bench store_throughput --bench api
+	$(CARGO) bench --bench store_throughput --bench api --bench runtime

@@ -3,5 +3,6 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod leader;
 pub mod serve;
 pub mod store;

@@ -2,11 +2,17 @@
 //!
 //! # Guarantees
 //! - The embedded store's data directory is locked: a second server on it fails at start.
+//! - Controllers run only while this process leads: always on the embedded store (its lock
+//!   admits one process), on etcd only in the process holding the leader lease.
 //! - SIGINT/SIGTERM stop accepting, end watches, and give in-flight requests
 //!   [`Limits::shutdown_grace`] to finish before the store closes.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
+use berth_controllers::{
+    Manager, Metrics,
+    leader::{self, Elector, Solo},
+};
 use berth_crds::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +25,7 @@ use crate::{
         server::{self, Limits, State},
     },
     config::{self, ClientConfig},
+    leader::{EtcdElector, LeaseConfig},
     store::{
         embedded::{EmbeddedOptions, EmbeddedStore},
         etcd::EtcdStore,
@@ -45,6 +52,9 @@ pub enum Error {
     /// The client configuration could not be written.
     #[error("cannot write the client configuration: {0}")]
     Config(#[from] config::Error),
+    /// Leader election could not be set up.
+    #[error("cannot set up leader election: {0}")]
+    Leader(#[from] berth_controllers::leader::Error),
 }
 
 /// Where the store is.
@@ -72,6 +82,8 @@ pub struct ServeOptions {
     pub tokens_file: Option<PathBuf>,
     /// Server limits.
     pub limits: Limits,
+    /// The controllers' settings.
+    pub controllers: berth_controllers::Options,
 }
 
 /// Opens the configured store.
@@ -126,11 +138,27 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     let api = Api::new(store);
     let collector = tokio::spawn(gc::run(api.clone(), shutdown.clone()));
+    let metrics = Metrics::new();
+    let elector: Arc<dyn Elector> = match &opts.store {
+        // The data directory's exclusive lock already makes this process the only one.
+        StoreConfig::Embedded { .. } => Arc::new(Solo),
+        StoreConfig::Etcd(endpoints) => {
+            Arc::new(EtcdElector::connect(endpoints, LeaseConfig::default()).await?)
+        }
+    };
+    let controllers = tokio::spawn(run_controllers(
+        api.clone(),
+        elector,
+        metrics.clone(),
+        opts.controllers,
+        shutdown.clone(),
+    ));
     let state = Arc::new(State {
         api,
         tokens,
         limits: opts.limits,
         shutdown: shutdown.clone(),
+        metrics,
     });
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(listen = %local, config = %config_path.display(), "berth API serving");
@@ -138,8 +166,30 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
     if let Err(e) = collector.await {
         tracing::warn!(error = %e, "garbage collector task ended abnormally");
     }
+    if let Err(e) = controllers.await {
+        tracing::warn!(error = %e, "controllers task ended abnormally");
+    }
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// Runs the controllers whenever this process leads, until `shutdown`.
+async fn run_controllers(
+    api: Api,
+    elector: Arc<dyn Elector>,
+    metrics: Metrics,
+    options: berth_controllers::Options,
+    shutdown: CancellationToken,
+) {
+    let client: Arc<dyn berth_controllers::Client> = Arc::new(api);
+    leader::run_as_leader(elector, metrics.clone(), shutdown, move |stop| {
+        let mut manager = Manager::new(client.clone(), metrics.clone());
+        if let Err(e) = berth_controllers::install(&mut manager, &options) {
+            tracing::error!(error = %e, "cannot set up the controllers");
+        }
+        Box::pin(manager.run(stop))
+    })
+    .await;
 }
 
 async fn signal_shutdown(token: CancellationToken) {

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::kinds::{
     ApplicationSpec, BackupScheduleSpec, BackupSpec, BackupStorageSpec, DatabaseSpec, DestinationSpec,
-    EnvironmentSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, SecretSpec, ServerSpec,
-    ServiceSpec, SourceSpec,
+    EnvironmentSpec, EventSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, SecretSpec,
+    ServerSpec, ServiceSpec, SourceSpec,
 };
 use crate::resource::{PrinterColumn, Resource};
 use crate::validation::FieldError;
@@ -93,7 +93,7 @@ impl KindInfo {
     }
 }
 
-static KINDS: [KindInfo; 15] = [
+static KINDS: [KindInfo; 16] = [
     KindInfo::of::<ProjectSpec>(),
     KindInfo::of::<EnvironmentSpec>(),
     KindInfo::of::<ServerSpec>(),
@@ -109,6 +109,7 @@ static KINDS: [KindInfo; 15] = [
     KindInfo::of::<ServiceSpec>(),
     KindInfo::of::<NotifierSpec>(),
     KindInfo::of::<GitRepositorySpec>(),
+    KindInfo::of::<EventSpec>(),
 ];
 
 /// Every berth kind.
@@ -159,6 +160,6 @@ mod tests {
             }
             assert_eq!(k.singular, k.kind.to_ascii_lowercase());
         }
-        assert_eq!(kinds().len(), 15);
+        assert_eq!(kinds().len(), 16);
     }
 }

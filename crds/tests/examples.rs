@@ -52,6 +52,7 @@ fn typed_round_trip(kind: &str, v: &Value) -> Value {
         "Service" => typed::<ServiceSpec>(v),
         "Notifier" => typed::<NotifierSpec>(v),
         "GitRepository" => typed::<GitRepositorySpec>(v),
+        "Event" => typed::<EventSpec>(v),
         other => panic!("no typed round trip for {other}"),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod gc;
 pub mod object;

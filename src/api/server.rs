@@ -68,6 +68,8 @@ pub struct State {
     pub limits: Limits,
     /// Cancelled when the server shuts down (ends watches).
     pub shutdown: CancellationToken,
+    /// The controller runtime's metrics, served at `/metrics`.
+    pub metrics: berth_controllers::Metrics,
 }
 
 /// Serves HTTP on `listener` until `state.shutdown` is cancelled, then drains.
@@ -200,6 +202,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             };
         }
         "/version" => return Ok(json_response(StatusCode::OK, &version())),
+        // Like /healthz, unauthenticated: it names controllers and kinds, never objects.
+        "/metrics" => return Ok(metrics_response(state.metrics.render())),
         _ => {}
     }
     let Some(rest) = path.strip_prefix("/apis/berth.dev/v1") else {
@@ -517,6 +521,15 @@ fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response<Body> 
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn metrics_response(body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     resp
 }

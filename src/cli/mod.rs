@@ -116,6 +116,12 @@ pub struct ServeArgs {
     /// Deadline of a non-watch request.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Workers per controller (concurrent reconciles of different objects).
+    #[arg(long, default_value_t = 2)]
+    pub controller_workers: usize,
+    /// How often controllers reconcile every object even without changes (a safety net).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`.
@@ -157,6 +163,14 @@ pub async fn run(cli: Cli) -> ExitCode {
                 listen: args.listen,
                 tokens_file: args.tokens_file,
                 limits,
+                controllers: berth_controllers::Options {
+                    controller: berth_controllers::ControllerConfig {
+                        workers: args.controller_workers.max(1),
+                        resync: args.resync_period,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             match serve::run(opts).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod common;
 pub mod database;
 pub mod destination;
 pub mod environment;
+pub mod event;
 pub mod git_repository;
 pub mod notifier;
 pub mod project;
@@ -26,6 +27,7 @@ pub use backup_storage::BackupStorageSpec;
 pub use database::DatabaseSpec;
 pub use destination::DestinationSpec;
 pub use environment::EnvironmentSpec;
+pub use event::EventSpec;
 pub use git_repository::GitRepositorySpec;
 pub use notifier::NotifierSpec;
 pub use project::ProjectSpec;
@@ -65,3 +67,5 @@ pub type Service = Object<ServiceSpec>;
 pub type Notifier = Object<NotifierSpec>;
 /// A GitRepository object.
 pub type GitRepository = Object<GitRepositorySpec>;
+/// An Event object.
+pub type Event = Object<EventSpec>;

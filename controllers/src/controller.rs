@@ -1,0 +1,359 @@
+//! The controller: triggers into a work queue, workers that run a [`Reconciler`] per key.
+//!
+//! # Guarantees
+//! - Triggers: the controller's own kind; owned kinds, mapped to their owner through
+//!   ownerReferences ([`Controller::owns`]); any kind through a mapper, e.g. an index lookup
+//!   ([`Controller::watches`]); external key streams such as Docker events
+//!   ([`Controller::triggers`]); and a periodic resync of every cached key (a safety net).
+//! - Workers start only once every informer the controller reads has listed.
+//! - A key is never reconciled by two workers at once; changes during a reconcile run it
+//!   again afterwards (see [`crate::queue`]). The reconciler sees the cached object as of
+//!   the start of its run, so the last run after a burst sees the final state.
+//! - An error (or a panic) retries the key with per-key exponential backoff; a success
+//!   resets it and honours [`Action::requeue`].
+//! - On shutdown workers stop taking keys, and in-flight reconciles get
+//!   [`ControllerConfig::shutdown_grace`] to finish before they are aborted.
+//!
+//! # Caveats
+//! - A key whose object is no longer cached is skipped: cleanup belongs in a finalizer
+//!   ([`crate::finalizer`]), which keeps the object around until it is done.
+
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::{FutureExt, Stream, StreamExt, future::BoxFuture};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    informer::{Change, Informer},
+    metrics::Metrics,
+    object::{self, ObjectRef},
+    queue::{QueueConfig, WorkQueue},
+};
+
+/// What a reconciler wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Action {
+    requeue_after: Option<Duration>,
+}
+
+impl Action {
+    /// Run again after `d` (as well as on any change).
+    pub fn requeue(d: Duration) -> Self {
+        Self {
+            requeue_after: Some(d),
+        }
+    }
+
+    /// Run again only when something changes (or at the periodic resync).
+    pub fn await_change() -> Self {
+        Self { requeue_after: None }
+    }
+
+    /// The requested delay, if any.
+    pub fn requeue_after(&self) -> Option<Duration> {
+        self.requeue_after
+    }
+}
+
+/// The per-kind logic: converge one object towards its spec. Must be idempotent.
+#[async_trait::async_trait]
+pub trait Reconciler: Send + Sync + 'static {
+    /// The reconciler's error; any error retries the key with backoff.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Reconciles `obj` (read from the informer's cache).
+    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error>;
+}
+
+/// Tunables of a controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Concurrent reconciles (of different keys).
+    pub workers: usize,
+    /// Every cached key is reconciled this often even without changes.
+    pub resync: Duration,
+    /// Retry backoff and rate limit.
+    pub queue: QueueConfig,
+    /// How long in-flight reconciles may run on after shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            resync: Duration::from_secs(600),
+            queue: QueueConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+type Registration = Box<dyn FnOnce(Arc<WorkQueue<ObjectRef>>) + Send>;
+
+/// A controller for one kind, built up with triggers, then [`Controller::run`].
+pub struct Controller {
+    name: String,
+    informer: Informer,
+    reads: Vec<Informer>,
+    registrations: Vec<Registration>,
+    externals: Vec<futures::stream::BoxStream<'static, ObjectRef>>,
+    config: ControllerConfig,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("name", &self.name)
+            .field("kind", &self.informer.kind().kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller named `name` (metrics, logs) reconciling the objects of `informer`.
+    pub fn new(name: &str, informer: Informer) -> Self {
+        let own: Registration = {
+            let informer = informer.clone();
+            Box::new(move |queue| {
+                informer.subscribe(move |change| {
+                    if let Some(obj) = change.new.as_ref().or(change.old.as_ref()) {
+                        queue.add(ObjectRef::of(obj));
+                    }
+                })
+            })
+        };
+        Self {
+            name: name.to_owned(),
+            reads: vec![informer.clone()],
+            informer,
+            registrations: vec![own],
+            externals: Vec::new(),
+            config: ControllerConfig::default(),
+        }
+    }
+
+    /// The controller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the tunables.
+    pub fn with_config(mut self, config: ControllerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the number of workers.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n.max(1);
+        self
+    }
+
+    /// Sets the resync period.
+    pub fn resync(mut self, every: Duration) -> Self {
+        self.config.resync = every;
+        self
+    }
+
+    /// Reconciles the owner (of this controller's kind) when an object of `owned` changes.
+    pub fn owns(self, owned: &Informer) -> Self {
+        let kind = self.informer.kind();
+        self.watches(owned, move |obj| {
+            object::owners(obj)
+                .into_iter()
+                .filter(|(k, _, _)| k == kind.kind)
+                .map(|(_, name, _)| {
+                    let ns = if kind.namespaced {
+                        object::namespace(obj)
+                    } else {
+                        None
+                    };
+                    ObjectRef::new(ns, &name)
+                })
+                .collect()
+        })
+    }
+
+    /// Reconciles the keys `map` returns for each changed object of `other` (before and
+    /// after the change), e.g. a Secret mapped to the Applications using it via an index.
+    pub fn watches(
+        mut self,
+        other: &Informer,
+        map: impl Fn(&Value) -> Vec<ObjectRef> + Send + Sync + 'static,
+    ) -> Self {
+        let other_informer = other.clone();
+        self.reads.push(other.clone());
+        self.registrations.push(Box::new(move |queue| {
+            other_informer.subscribe(move |change: &Change| {
+                for obj in change.old.iter().chain(change.new.iter()) {
+                    for key in map(obj) {
+                        queue.add(key);
+                    }
+                }
+            })
+        }));
+        self
+    }
+
+    /// Reconciles every key `stream` yields (e.g. objects named by Docker events' labels).
+    pub fn triggers(mut self, stream: impl Stream<Item = ObjectRef> + Send + 'static) -> Self {
+        self.externals.push(stream.boxed());
+        self
+    }
+
+    /// Runs until `shutdown`, then drains (see the module docs).
+    pub fn run<R: Reconciler>(
+        self,
+        reconciler: Arc<R>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        let labels = Metrics::controller(&self.name);
+        let queue = Arc::new(WorkQueue::new(
+            self.config.queue.clone(),
+            metrics.queue_depth.get_or_create(&labels).clone(),
+        ));
+        for register in self.registrations {
+            register(queue.clone());
+        }
+        let name: Arc<str> = self.name.into();
+        let mut tasks = JoinSet::new();
+        for mut stream in self.externals {
+            let (queue, shutdown) = (queue.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        key = stream.next() => match key {
+                            Some(key) => queue.add(key),
+                            None => break,
+                        },
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            });
+        }
+        let informer = self.informer;
+        let reads = self.reads;
+        let config = self.config;
+        async move {
+            let ready = futures::future::join_all(reads.iter().map(Informer::wait_ready));
+            tokio::select! {
+                _ = ready => {}
+                () = shutdown.cancelled() => {
+                    queue.shut_down();
+                    tasks.shutdown().await;
+                    return;
+                }
+            }
+            tracing::info!(controller = &*name, kind = informer.kind().kind, workers = config.workers, "controller started");
+            for key in informer.keys() {
+                queue.add(key);
+            }
+            {
+                let (queue, informer, shutdown) = (queue.clone(), informer.clone(), shutdown.clone());
+                let every = config.resync;
+                tasks.spawn(async move {
+                    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => for key in informer.keys() { queue.add(key) },
+                            () = shutdown.cancelled() => break,
+                        }
+                    }
+                });
+            }
+            let mut workers = JoinSet::new();
+            for _ in 0..config.workers.max(1) {
+                let worker = Worker {
+                    name: name.clone(),
+                    informer: informer.clone(),
+                    queue: queue.clone(),
+                    reconciler: reconciler.clone(),
+                    metrics: metrics.clone(),
+                };
+                workers.spawn(worker.run());
+            }
+            shutdown.cancelled().await;
+            queue.shut_down();
+            let in_flight = queue.processing();
+            let drained = tokio::time::timeout(config.shutdown_grace, async {
+                while let Some(r) = workers.join_next().await {
+                    if let Err(e) = r {
+                        tracing::error!(controller = &*name, error = %e, "worker ended abnormally");
+                    }
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(controller = &*name, grace = ?config.shutdown_grace, "in-flight reconciles did not finish in time; aborting them");
+                workers.shutdown().await;
+            }
+            tasks.shutdown().await;
+            tracing::info!(controller = &*name, in_flight, "controller stopped");
+        }
+        .boxed()
+    }
+}
+
+struct Worker<R> {
+    name: Arc<str>,
+    informer: Informer,
+    queue: Arc<WorkQueue<ObjectRef>>,
+    reconciler: Arc<R>,
+    metrics: Metrics,
+}
+
+impl<R: Reconciler> Worker<R> {
+    async fn run(self) {
+        while let Some(key) = self.queue.get().await {
+            self.process(&key).await;
+            self.queue.done(&key);
+        }
+    }
+
+    async fn process(&self, key: &ObjectRef) {
+        let kind = self.informer.kind().kind;
+        let Some(obj) = self.informer.get(key) else {
+            tracing::debug!(controller = &*self.name, kind, key = %key, "object gone; nothing to reconcile");
+            self.queue.forget(key);
+            return;
+        };
+        let span = tracing::info_span!(
+            "reconcile",
+            controller = &*self.name,
+            kind,
+            namespace = key.namespace.as_deref().unwrap_or_default(),
+            name = %key.name,
+        );
+        let labels = Metrics::controller(&self.name);
+        let start = tokio::time::Instant::now();
+        let result = AssertUnwindSafe(self.reconciler.reconcile(obj))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        self.metrics.reconciles.get_or_create(&labels).inc();
+        self.metrics
+            .reconcile_duration
+            .get_or_create(&labels)
+            .observe(start.elapsed().as_secs_f64());
+        let failure = match result {
+            Ok(Ok(action)) => {
+                self.queue.forget(key);
+                if let Some(d) = action.requeue_after() {
+                    self.queue.add_after(key.clone(), d);
+                }
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "reconciler panicked".to_owned(),
+        };
+        self.metrics.reconcile_errors.get_or_create(&labels).inc();
+        let retry_in = self.queue.add_rate_limited(key.clone());
+        let retries = self.queue.retries(key);
+        span.in_scope(|| tracing::warn!(error = %failure, ?retry_in, retries, "reconcile failed"));
+    }
+}
