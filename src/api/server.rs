@@ -430,12 +430,15 @@ async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Bod
     };
     let mut bookmarks = tokio::time::interval(state.limits.bookmark_interval);
     bookmarks.tick().await;
+    let last_rv = events.start_revision();
+    let initial_left = events.initial_events();
     let stream = WatchBody {
         events: Box::pin(events),
         bookmarks,
         shutdown: state.shutdown.clone(),
         deadline: q.timeout.map(|d| tokio::time::Instant::now() + d),
-        last_rv: q.resource_version.unwrap_or_default(),
+        last_rv,
+        initial_left,
         finished: false,
         info,
     };
@@ -453,6 +456,8 @@ struct WatchBody {
     shutdown: CancellationToken,
     deadline: Option<tokio::time::Instant>,
     last_rv: i64,
+    /// Initial `ADDED` events still to deliver; no bookmark before they are.
+    initial_left: usize,
     finished: bool,
     info: &'static KindInfo,
 }
@@ -473,6 +478,7 @@ impl WatchBody {
         tokio::select! {
             ev = self.events.next() => match ev {
                 Some(Ok(ev)) => {
+                    self.initial_left = self.initial_left.saturating_sub(1);
                     if let Some(rv) = ev.revision() {
                         self.last_rv = self.last_rv.max(rv);
                     }
@@ -484,7 +490,7 @@ impl WatchBody {
                 }
                 None => None,
             },
-            _ = self.bookmarks.tick() => Some(event_line(&Event::bookmark(self.info, self.last_rv))),
+            _ = self.bookmarks.tick(), if self.initial_left == 0 => Some(event_line(&Event::bookmark(self.info, self.last_rv))),
             () = self.shutdown.cancelled() => None,
             () = until_deadline => None,
         }
