@@ -80,7 +80,10 @@ impl BerthServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("berth serve exited with {status} during start:\n{}", self.log_tail());
+                panic!(
+                    "berth serve exited with {status} during start:\n{}",
+                    self.log_tail()
+                );
             }
             if let Ok(Some(cfg)) = berth::config::read(&self.config) {
                 if ureq_ok(&format!("{}/readyz", cfg.server)) {
@@ -89,7 +92,11 @@ impl BerthServer {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "berth serve not ready in 30 s:\n{}", self.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "berth serve not ready in 30 s:\n{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -156,11 +163,20 @@ impl Drop for BerthServer {
 /// A plain GET that says whether the server answered 200 (used only while starting).
 fn ureq_ok(url: &str) -> bool {
     use std::io::{Read, Write};
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();
@@ -186,7 +202,13 @@ impl OutputExt for Output {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
     fn ok(&self) -> String {
-        assert!(self.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", self.status, self.out(), self.err());
+        assert!(
+            self.status.success(),
+            "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.out(),
+            self.err()
+        );
         self.out()
     }
 }
