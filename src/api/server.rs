@@ -353,7 +353,12 @@ fn check_patch_type(req: &Request<Incoming>) -> Result<()> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if ct.is_empty() || ct.starts_with("application/merge-patch+json") || ct.starts_with("application/json") {
+    // Compare the media type itself: `application/json-patch+json` is not a merge patch.
+    let media_type = ct.split(';').next().unwrap_or_default().trim();
+    if matches!(
+        media_type,
+        "" | "application/merge-patch+json" | "application/json"
+    ) {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(
