@@ -284,10 +284,49 @@ async fn crud(f: Fixture) {
     );
     assert_eq!(c.get(&path).await.1, v5);
 
-    // GET of a missing object.
+    // GET of a missing object; PUT and PATCH do not create it.
     let missing = c.get(&secret_at(&ns, "nope")).await;
     assert_status(&missing, 404, "NotFound", None);
     assert_eq!(missing.1["details"]["name"], "nope");
+    let nope = secret(&ns, "nope", json!({}));
+    assert_status(
+        &c.put(&secret_at(&ns, "nope"), &nope).await,
+        404,
+        "NotFound",
+        None,
+    );
+    assert_status(
+        &c.put(&format!("{}/status", secret_at(&ns, "nope")), &nope).await,
+        404,
+        "NotFound",
+        None,
+    );
+    assert_status(
+        &c.patch(&secret_at(&ns, "nope"), &json!({"spec": {}})).await,
+        404,
+        "NotFound",
+        None,
+    );
+    assert_eq!(c.names(&secrets(&ns)).await, ["s1"]);
+    // A PUT whose body names another object is invalid.
+    let mut renamed = v5.clone();
+    renamed["metadata"]["name"] = json!("s2");
+    assert_status(
+        &c.put(&path, &renamed).await,
+        422,
+        "Invalid",
+        Some("metadata.name"),
+    );
+    // A PUT with another uid is a failed precondition.
+    let mut other_uid = v5.clone();
+    other_uid["metadata"]["uid"] = json!("not-the-uid");
+    assert_status(&c.put(&path, &other_uid).await, 409, "Conflict", None);
+    // Lists filter by label.
+    let (_, by_label) = c.get(&format!("{}?labelSelector=tier%3Dweb", secrets(&ns))).await;
+    assert_eq!(by_label["items"], json!([v5]));
+    let (_, by_label) = c.get(&format!("{}?labelSelector=tier%3Ddb", secrets(&ns))).await;
+    assert_eq!(by_label["items"], json!([]));
+    assert_eq!(c.get(&path).await.1, v5);
 
     // A no-op PUT keeps the resourceVersion.
     let (code, same) = c.put(&path, &v5).await;
@@ -509,6 +548,35 @@ async fn validation(f: Fixture) {
         assert_eq!(status["reason"], "RequestEntityTooLarge");
     }
     assert_eq!(c.names(&secrets(&ns)).await, ["from-yaml"]);
+
+    // Only merge patches are supported; a JSON Patch (RFC 6902) is refused for its type.
+    let json_patch = c
+        .raw(
+            reqwest::Method::PATCH,
+            &secret_at(&ns, "from-yaml"),
+            br#"[{"op": "replace", "path": "/spec/data/k", "value": "w"}]"#.to_vec(),
+            "application/json-patch+json",
+        )
+        .await;
+    assert_status(&json_patch, 400, "BadRequest", None);
+    assert!(
+        json_patch.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported patch type"),
+        "{}",
+        json_patch.1
+    );
+    let merge = c
+        .raw(
+            reqwest::Method::PATCH,
+            &secret_at(&ns, "from-yaml"),
+            br#"{"metadata": {"labels": {"m": "1"}}}"#.to_vec(),
+            "application/merge-patch+json; charset=utf-8",
+        )
+        .await;
+    assert_eq!(merge.0, 200, "{}", merge.1);
+    let from_yaml = merge.1;
 
     // An invalid update is refused and changes nothing.
     let mut bad_update = from_yaml.clone();
