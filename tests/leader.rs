@@ -2,14 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[allow(dead_code)]
-#[path = "common/server.rs"]
-mod server;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use server::{Backend, BerthServer};
+use common::server::{Backend, BerthServer};
 
 /// One scrape of a server's `/metrics`: (leader gauge, project reconciles); `None` when it
 /// does not answer (killed).

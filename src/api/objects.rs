@@ -184,8 +184,9 @@ impl Api {
     ) -> Result<Value> {
         let body = prepare_body(info, ns, body)?;
         check_name(info, &body, name)?;
-        let expected = required_rv(info, &body)?;
+        // A missing object is NotFound whatever the body says (PUT never creates).
         let current = self.current(info, ns, name).await?;
+        let expected = required_rv(info, &body)?;
         if current.rv != expected {
             return Err(conflict(info, name));
         }
@@ -216,8 +217,8 @@ impl Api {
     ) -> Result<Value> {
         let body = prepare_body(info, ns, body)?;
         check_name(info, &body, name)?;
-        let expected = required_rv(info, &body)?;
         let current = self.current(info, ns, name).await?;
+        let expected = required_rv(info, &body)?;
         if current.rv != expected {
             return Err(conflict(info, name));
         }

@@ -361,7 +361,12 @@ fn check_patch_type(req: &Request<Incoming>) -> Result<()> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if ct.is_empty() || ct.starts_with("application/merge-patch+json") || ct.starts_with("application/json") {
+    // Compare the media type itself: `application/json-patch+json` is not a merge patch.
+    let media_type = ct.split(';').next().unwrap_or_default().trim();
+    if matches!(
+        media_type,
+        "" | "application/merge-patch+json" | "application/json"
+    ) {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(
@@ -438,12 +443,15 @@ async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Bod
     };
     let mut bookmarks = tokio::time::interval(state.limits.bookmark_interval);
     bookmarks.tick().await;
+    let last_rv = events.start_revision();
+    let initial_left = events.initial_events();
     let stream = WatchBody {
         events: Box::pin(events),
         bookmarks,
         shutdown: state.shutdown.clone(),
         deadline: q.timeout.map(|d| tokio::time::Instant::now() + d),
-        last_rv: q.resource_version.unwrap_or_default(),
+        last_rv,
+        initial_left,
         finished: false,
         info,
     };
@@ -461,6 +469,8 @@ struct WatchBody {
     shutdown: CancellationToken,
     deadline: Option<tokio::time::Instant>,
     last_rv: i64,
+    /// Initial `ADDED` events still to deliver; no bookmark before they are.
+    initial_left: usize,
     finished: bool,
     info: &'static KindInfo,
 }
@@ -481,6 +491,7 @@ impl WatchBody {
         tokio::select! {
             ev = self.events.next() => match ev {
                 Some(Ok(ev)) => {
+                    self.initial_left = self.initial_left.saturating_sub(1);
                     if let Some(rv) = ev.revision() {
                         self.last_rv = self.last_rv.max(rv);
                     }
@@ -492,7 +503,7 @@ impl WatchBody {
                 }
                 None => None,
             },
-            _ = self.bookmarks.tick() => Some(event_line(&Event::bookmark(self.info, self.last_rv))),
+            _ = self.bookmarks.tick(), if self.initial_left == 0 => Some(event_line(&Event::bookmark(self.info, self.last_rv))),
             () = self.shutdown.cancelled() => None,
             () = until_deadline => None,
         }

@@ -14,7 +14,8 @@
 //!   reported as `DELETED`.
 //! - A bookmark carries the revision of the last event delivered on this watch (or its
 //!   starting revision), which is always safe to resume from but does not advance while the
-//!   watched collection is quiet.
+//!   watched collection is quiet. No bookmark is sent before the initial `ADDED` events are
+//!   all delivered.
 
 use std::{
     pin::Pin,
@@ -100,6 +101,21 @@ pub struct Watch {
     rx: mpsc::Receiver<Result<Event>>,
     dropped: Arc<AtomicBool>,
     done: bool,
+    after: i64,
+    initial: usize,
+}
+
+impl Watch {
+    /// The revision the watch continues after: the one asked for, or that of its initial list.
+    pub fn start_revision(&self) -> i64 {
+        self.after
+    }
+
+    /// How many `ADDED` events of the initial list come first. Until they are all delivered,
+    /// no revision is safe to resume from: the list is sorted by key, not by revision.
+    pub fn initial_events(&self) -> usize {
+        self.initial
+    }
 }
 
 impl Stream for Watch {
@@ -148,6 +164,7 @@ impl Api {
             .watch(&object::prefix(info, ns), after)
             .await
             .map_err(|e| Error::from_store(e, info.plural, ""))?;
+        let initial_count = initial.len();
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = dropped.clone();
@@ -193,6 +210,8 @@ impl Api {
             rx,
             dropped,
             done: false,
+            after,
+            initial: initial_count,
         })
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod conformance;
 pub mod etcd;
+pub mod http;
 pub mod server;
