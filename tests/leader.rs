@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use common::server::{Backend, BerthServer};
+use serde_json::{Value, json};
 
 /// One scrape of a server's `/metrics`: (leader gauge, project reconciles); `None` when it
 /// does not answer (killed).
