@@ -536,7 +536,28 @@ async fn wait_for_ready_returns_once_status_says_so(backend: Backend) {
         described.contains("Ready   True     Running   all replicas up"),
         "{described}"
     );
-    assert!(!described.contains("Events"), "{described}");
+    assert!(described.contains("Events:\n  <none>"), "{described}");
+
+    // An event about the app (as a controller would record it) shows up in describe.
+    let uid = get_json(&s, &["get", "app", "web", "-n", &ns])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = format!(
+        "apiVersion: berth.dev/v1\nkind: Event\nmetadata:\n  name: web-{p}\n  labels:\n    berth.dev/involved-uid: {uid}\n\
+         spec:\n  involvedObject:\n    kind: Application\n    namespace: {ns}\n    name: web\n    uid: {uid}\n\
+         \x20 type: Warning\n  reason: ContainerDied\n  message: exited with code 137\n  source: test\n  count: 3\n\
+         \x20 firstTimestamp: \"2026-01-01T12:00:00Z\"\n  lastTimestamp: \"2026-01-01T12:05:00Z\"\n"
+    );
+    s.run_stdin(&["apply", "-f", "-"], &event).ok();
+    let described = s.run(&["describe", "app", "web", "-n", &ns]).ok();
+    let row = described
+        .lines()
+        .find(|l| l.contains("ContainerDied"))
+        .unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..3], ["Warning", "ContainerDied", "3"], "{described}");
+    assert!(row.ends_with("exited with code 137"), "{described}");
 }
 
 async fn wait_for_delete_returns_once_the_object_is_gone(backend: Backend) {

@@ -182,14 +182,7 @@ impl Api {
         body: Value,
         opts: WriteOptions,
     ) -> Result<Value> {
-        let body = prepare_body(info, ns, body)?;
-        check_name(info, &body, name)?;
-        // A missing object is NotFound whatever the body says (PUT never creates).
-        let current = self.current(info, ns, name).await?;
-        let expected = required_rv(info, &body)?;
-        if current.rv != expected {
-            return Err(conflict(info, name));
-        }
+        let (body, current) = self.replace_target(info, ns, name, body).await?;
         self.write_spec(info, current, body, opts).await
     }
 
@@ -215,15 +208,28 @@ impl Api {
         body: Value,
         opts: WriteOptions,
     ) -> Result<Value> {
+        let (body, current) = self.replace_target(info, ns, name, body).await?;
+        self.write_status(info, current, body.get("status").cloned(), opts)
+            .await
+    }
+
+    /// The checks every PUT shares: body matches the path, the object exists (PUT never
+    /// creates, so a missing object is NotFound whatever the body says), and the body's
+    /// resourceVersion is the stored one.
+    async fn replace_target(
+        &self,
+        info: &KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+    ) -> Result<(Value, Current)> {
         let body = prepare_body(info, ns, body)?;
         check_name(info, &body, name)?;
         let current = self.current(info, ns, name).await?;
-        let expected = required_rv(info, &body)?;
-        if current.rv != expected {
+        if current.rv != required_rv(info, &body)? {
             return Err(conflict(info, name));
         }
-        self.write_status(info, current, body.get("status").cloned(), opts)
-            .await
+        Ok((body, current))
     }
 
     /// Merge-patches an object's status (PATCH `/status`).

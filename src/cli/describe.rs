@@ -1,14 +1,17 @@
 //! `berth describe KIND NAME`: one object for people — identity, spec, status, conditions
-//! and (once berth records them) events.
+//! and the events recorded about it.
 //!
 //! # Guarantees
 //! - Secret values are never shown; their keys and sizes are.
-//! - Events are listed only when the registry has an `Event` kind: until then the section
-//!   is left out entirely.
+//! - Events are found by their `berth.dev/involved-uid` label: only this object's, even
+//!   when an earlier object of the same name had some.
 
 use std::{fmt::Write as _, process::ExitCode};
 
-use berth_crds::registry::{self, KindInfo};
+use berth_crds::{
+    kinds::event::INVOLVED_UID_LABEL,
+    registry::{self, KindInfo},
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -137,28 +140,44 @@ pub fn describe(info: &KindInfo, obj: &Value, now: DateTime<Utc>) -> String {
     out
 }
 
-/// The Events section: events whose subject is `obj`, once the `Event` kind exists.
+/// The Events section: the events recorded about `obj`, oldest first.
+///
+/// Events are cluster-scoped and labelled with their subject's uid, so one labelled list
+/// finds them whatever the subject's namespace.
 async fn events(client: &Client, obj: &Value) -> Result<String> {
     let Some(event_kind) = registry::lookup("Event") else {
         return Ok(String::new());
     };
-    let ns = meta(obj, "namespace");
-    let list = client
-        .list(event_kind, (!ns.is_empty()).then_some(ns), &ListParams::default())
-        .await?;
-    let uid = meta(obj, "uid");
-    let header = ["Type", "Reason", "Message"].map(String::from).to_vec();
+    let params = ListParams {
+        labels: Some(format!("{INVOLVED_UID_LABEL}={}", meta(obj, "uid"))),
+        ..ListParams::default()
+    };
+    let mut list = client.list(event_kind, None, &params).await?.items;
+    let last_seen = |e: &Value| {
+        e.pointer("/spec/lastTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    list.sort_by_key(last_seen);
+    let now = Utc::now();
+    let header = ["Type", "Reason", "Count", "Last Seen", "Message"]
+        .map(String::from)
+        .to_vec();
     let rows: Vec<Vec<String>> = std::iter::once(header)
-        .chain(
-            list.items
-                .iter()
-                .filter(|e| e.pointer("/spec/involvedObject/uid").and_then(Value::as_str) == Some(uid))
-                .map(|e| {
-                    ["type", "reason", "message"]
-                        .map(|f| e.pointer(&format!("/spec/{f}")).map(scalar).unwrap_or_default())
-                        .to_vec()
-                }),
-        )
+        .chain(list.iter().map(|e| {
+            let field = |f: &str| e.pointer(&format!("/spec/{f}")).map(scalar).unwrap_or_default();
+            let seen = DateTime::parse_from_rfc3339(&last_seen(e))
+                .map(|t| output::age(now, t.with_timezone(&Utc)))
+                .unwrap_or_default();
+            vec![
+                field("type"),
+                field("reason"),
+                field("count"),
+                seen,
+                field("message"),
+            ]
+        }))
         .collect();
     let mut out = String::from("Events:\n");
     if rows.len() == 1 {
