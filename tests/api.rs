@@ -95,6 +95,7 @@ both_backends!(
     slow_watcher,
     auth,
     restart_keeps_everything,
+    graceful_shutdown,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1387,4 +1388,68 @@ async fn restart_keeps_everything(f: Fixture) {
     let after = old.create(&secrets(&ns), &secret(&ns, "after", json!({}))).await;
     assert!(before.iter().all(|o| rv_num(o) < rv_num(&after)));
     assert_eq!(c.names(&secrets(&ns)).await.len(), 6);
+}
+
+/// SIGTERM: in-flight writes finish (every acknowledged create survives), watches end, the
+/// process exits 0 within the grace period, and the store is intact on the next start.
+async fn graceful_shutdown(f: Fixture) {
+    let (mut server, c) = f.start(&[]);
+    let ns = namespace(&c, "term").await;
+    let mut watch = c.watch(&secrets(&ns), "").await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let c = c.clone();
+            let path = secrets(&ns);
+            let ns = ns.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let name = format!("w{w}-{i}");
+                    let body = serde_json::to_vec(&secret(&ns, &name, json!({}))).unwrap();
+                    match c
+                        .try_raw(reqwest::Method::POST, &path, body, "application/json")
+                        .await
+                    {
+                        Ok((201, _)) => acknowledged.push(name),
+                        // Refused or cut off by the shutdown: the writer stops there.
+                        _ => return acknowledged,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Stop while writes are in flight: once the watch has seen some of them.
+    for _ in 0..20 {
+        watch.next().await;
+    }
+    let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(30)));
+    assert!(
+        status.success(),
+        "berth serve exited with {status} on SIGTERM:\n{}",
+        server.log_tail()
+    );
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() >= 20,
+        "writes were acknowledged before the shutdown"
+    );
+    loop {
+        match watch.next_within(WAIT).await {
+            Next::Closed => break,
+            Next::Event(_) => continue,
+            Next::TimedOut => panic!("the watch outlived the server"),
+        }
+    }
+    let c = restart(&mut server);
+    let stored = c.names(&secrets(&ns)).await;
+    for name in &acknowledged {
+        assert!(
+            stored.contains(name),
+            "acknowledged write {name} lost across a graceful shutdown"
+        );
+    }
 }

@@ -68,14 +68,27 @@ impl Client {
     /// Sends a raw body with a content type; returns the code and the body as JSON
     /// (`Value::String` when it is not JSON, `Null` when empty).
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        self.try_raw(method, path, body, content_type)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Like [`Client::raw`], but a connection failure is an error instead of a panic.
+    pub async fn try_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let mut req = self.request(method, path);
         if !body.is_empty() {
             req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send().await?;
         let code = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (code, parse(&bytes))
+        let bytes = resp.bytes().await?;
+        Ok((code, parse(&bytes)))
     }
 
     /// GET.

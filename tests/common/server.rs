@@ -108,6 +108,31 @@ impl BerthServer {
         self.spawn();
     }
 
+    /// Asks the server to stop (SIGTERM) and waits up to `within` for it to exit; returns its
+    /// exit status. Start it again with [`BerthServer::restart_hard`].
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "berth serve did not exit within {within:?} of SIGTERM:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the server process (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
