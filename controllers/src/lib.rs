@@ -1,1 +1,3 @@
 //! berth's controllers: the controller runtime and one reconciler per kind.
+
+pub mod docker;
