@@ -2,6 +2,7 @@
 //!
 //! Each test opens its own [`TestRun`]: unique names, a run label on everything, and
 //! cleanup on drop (also on panic), so tests run in parallel and leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -401,4 +402,56 @@ async fn traefik_image_runs_traefik_v3() {
             .any(|l| l.starts_with("Version:") && l.contains(" 3.")),
         "{lines:?}"
     );
+}
+
+/// A stand-in daemon on a Unix socket: answers `/version`, starts `/events`
+/// responses and then goes away, as a crashing dockerd would.
+async fn vanishing_daemon(path: &std::path::Path) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        let mut events_served = 0;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            if head.contains("/version") {
+                let body = r#"{"ApiVersion":"1.41","Version":"20.10.24"}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(reply.as_bytes()).await.unwrap();
+            } else if head.contains("/events") {
+                conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                // One subscription ends cleanly, the other mid-stream.
+                if events_served == 0 {
+                    conn.write_all(b"0\r\n\r\n").await.unwrap();
+                }
+                events_served += 1;
+            }
+            drop(conn);
+        }
+    })
+}
+
+#[tokio::test]
+async fn event_stream_ends_with_an_error_when_the_daemon_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let server = vanishing_daemon(&socket).await;
+    let docker = Docker::connect(&format!("unix://{}", socket.display()))
+        .await
+        .unwrap();
+    assert_eq!(docker.api_version(), "1.41");
+    let items: Vec<_> = tokio::time::timeout(DEADLINE, docker.events(None).collect())
+        .await
+        .expect("the stream ends instead of hanging");
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(matches!(items[0], Err(Error::Unreachable { .. })), "{items:?}");
+    server.abort();
 }
