@@ -168,14 +168,14 @@ impl EtcdServer {
         let deadline = Instant::now() + READY_TIMEOUT;
         let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(500));
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(format!(
-                        "etcd exited during start-up ({status}); its log ends with:\n{}",
-                        self.log_tail()
-                    ));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!(
+                    "etcd exited during start-up ({status}); its log ends with:\n{}",
+                    self.log_tail()
+                ));
             }
             let probe = async {
                 let mut client =

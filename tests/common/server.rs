@@ -85,12 +85,12 @@ impl BerthServer {
                     self.log_tail()
                 );
             }
-            if let Ok(Some(cfg)) = berth::config::read(&self.config) {
-                if ureq_ok(&format!("{}/readyz", cfg.server)) {
-                    self.url = cfg.server;
-                    self.token = cfg.token;
-                    return;
-                }
+            if let Ok(Some(cfg)) = berth::config::read(&self.config)
+                && ureq_ok(&format!("{}/readyz", cfg.server))
+            {
+                self.url = cfg.server;
+                self.token = cfg.token;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
