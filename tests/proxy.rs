@@ -1,0 +1,390 @@
+//! The Proxy controller end to end: `berth serve`, the real Docker daemon and the real
+//! Traefik v3 (local image), requests through the published loopback ports.
+//!
+//! Each test opens its own [`TestRun`] (unique names, a run label that `berth serve` also
+//! puts on the proxy container through `--docker-label`); the server is declared after
+//! the run so it is killed first, then everything with the run label is removed, also
+//! when the test panics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth_controllers::docker::{ContainerSpec, Docker, NetworkAttachment, label};
+use common::{
+    docker_run::TestRun,
+    http::{Client, collection, object},
+    images,
+    server::{Backend, BerthServer},
+};
+use serde_json::{Value, json};
+
+/// Upper bound for anything these tests wait on.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`] with `what`.
+async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One test's world: a run, a berth server labelling its containers with the run label,
+/// a network, a Destination and a Project namespace.
+struct World {
+    client: Client,
+    ns: String,
+    network: String,
+    destination: String,
+    server_name: String,
+    // Dropped in this order: the server first (no more reconciles), then the run cleanup.
+    /// The berth server (its log tail helps failure messages).
+    server: BerthServer,
+    run: TestRun,
+}
+
+impl World {
+    async fn start() -> World {
+        let run = TestRun::start().await;
+        let server = BerthServer::start(
+            Backend::Embedded,
+            &["--docker-label", &format!("{}={}", label::RUN, run.id)],
+        );
+        let client = Client::new(&server.url, Some(&server.token));
+        let network = run.name("net");
+        run.docker.ensure_network(&network, &run.labels()).await.unwrap();
+        let server_name = format!("srv-{}", run.id);
+        let destination = format!("dst-{}", run.id);
+        client
+            .create(
+                &collection(None, "destinations"),
+                &json!({"apiVersion": "berth.dev/v1", "kind": "Destination",
+                        "metadata": {"name": destination},
+                        "spec": {"server": server_name, "network": network}}),
+            )
+            .await;
+        let project = format!("p{}", run.id);
+        client
+            .create(
+                &collection(None, "projects"),
+                &json!({"apiVersion": "berth.dev/v1", "kind": "Project",
+                        "metadata": {"name": project}, "spec": {}}),
+            )
+            .await;
+        World {
+            client,
+            ns: format!("{project}-production"),
+            network,
+            destination,
+            server_name,
+            server,
+            run,
+        }
+    }
+
+    fn docker(&self) -> &Docker {
+        &self.run.docker
+    }
+
+    /// Runs a busybox httpd serving `message` on 8080, on the test network.
+    async fn httpd(&self, prefix: &str, message: &str) -> String {
+        let image = images::busybox_httpd(self.docker()).await;
+        let name = self.run.name(prefix);
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image,
+            env: [("MESSAGE".to_string(), message.to_string())].into(),
+            labels: self.run.labels(),
+            network: Some(NetworkAttachment {
+                name: self.network.clone(),
+                aliases: vec![],
+            }),
+            stop_timeout_secs: Some(1),
+            ..Default::default()
+        };
+        self.docker().create_container(&spec).await.unwrap();
+        self.docker().start_container(&name).await.unwrap();
+        name
+    }
+
+    /// Declares the server's Proxy with the local Traefik image on loopback ports.
+    async fn proxy(&self, http_port: u16, https_port: u16, acme: Option<Value>) -> String {
+        let image = images::traefik(self.docker()).await;
+        let mut spec = json!({
+            "server": self.server_name, "image": image,
+            "httpPort": http_port, "httpsPort": https_port, "listenAddress": "127.0.0.1",
+        });
+        if let Some(acme) = acme {
+            spec["acme"] = acme;
+        }
+        self.client
+            .create(
+                &collection(None, "proxies"),
+                &json!({"apiVersion": "berth.dev/v1", "kind": "Proxy",
+                        "metadata": {"name": self.server_name}, "spec": spec}),
+            )
+            .await;
+        self.server_name.clone()
+    }
+
+    async fn app(&self, name: &str, domains: Value) {
+        self.client
+            .create(
+                &collection(Some(&self.ns), "applications"),
+                &json!({"apiVersion": "berth.dev/v1", "kind": "Application",
+                        "metadata": {"name": name, "namespace": self.ns},
+                        "spec": {"source": {"image": "web:1"}, "destination": self.destination,
+                                 "ports": [{"containerPort": 8080}], "domains": domains}}),
+            )
+            .await;
+    }
+
+    /// Publishes the app's containers as the Application controller would.
+    async fn set_containers(&self, app: &str, containers: &[(&str, bool)]) {
+        let list: Vec<Value> = containers
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ready))| json!({"name": name, "replica": i, "configHash": "h", "ready": ready}))
+            .collect();
+        let path = format!("{}/status", object(Some(&self.ns), "applications", app));
+        let (code, body) = self
+            .client
+            .patch(&path, &json!({"status": {"containers": list}}))
+            .await;
+        assert_eq!(code, 200, "status write: {body}");
+    }
+
+    async fn proxy_status(&self) -> Value {
+        let (code, body) = self.client.get(&object(None, "proxies", &self.server_name)).await;
+        assert_eq!(code, 200, "{body}");
+        body["status"].clone()
+    }
+
+    /// Waits until the proxy's `backends` for `app` are exactly `containers`.
+    async fn backends(&self, app: &str, containers: &[&str]) -> Value {
+        let key = format!("{}/{app}", self.ns);
+        let want = json!(containers);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let s = self.proxy_status().await;
+            if s["backends"][&key] == want {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "backends of {key} never became {want}; status {s}\nserver log:\n{}",
+                self.server.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// GET `http://127.0.0.1:<port><path>` with `Host: <host>`: status and body.
+async fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let response = http
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Host", host)
+        .send()
+        .await
+        .ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.text().await.ok()?))
+}
+
+/// Waits until `host` on `port` answers 200 with a body containing `text`.
+async fn serves(port: u16, host: &str, path: &str, text: &str) {
+    until(&format!("{host}{path} serves {text:?}"), || async {
+        get(port, host, path)
+            .await
+            .filter(|(code, body)| *code == 200 && body.contains(text))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_go_live_and_follow_the_ready_containers() {
+    let w = World::start().await;
+    let (http_port, https_port) = (free_port(), free_port());
+    w.proxy(http_port, https_port, None).await;
+    let one = w.httpd("one", "hello from one").await;
+    let two = w.httpd("two", "hello from two").await;
+    let host = format!("{}.test", w.run.id);
+    w.app("web", json!([{"host": host, "https": false}])).await;
+
+    let t0 = Instant::now();
+    w.set_containers("web", &[(&one, true)]).await;
+    let status = w.backends("web", &[&one]).await;
+    serves(http_port, &host, "/", "hello from one").await;
+    eprintln!(
+        "first route live (container start of traefik included) in {:?}",
+        t0.elapsed()
+    );
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "True", "{status}");
+    assert_eq!(status["routes"], 1);
+    assert!(status["revision"].is_string());
+    let running = w
+        .docker()
+        .inspect_container(&format!("berth-proxy-{}", w.server_name))
+        .await
+        .unwrap();
+    assert!(running.running);
+    assert!(
+        running.ips.contains_key(&w.network),
+        "proxy attached to the app's network"
+    );
+
+    // Unknown hosts are not routed.
+    let (code, _) = get(http_port, "nobody.test", "/").await.unwrap();
+    assert_eq!(code, 404);
+
+    // Switch: the new container ready, the old one not. Backends are only reported once
+    // Traefik has the new config live, so traffic must already have moved by then.
+    let t1 = Instant::now();
+    w.set_containers("web", &[(&one, false), (&two, true)]).await;
+    w.backends("web", &[&two]).await;
+    let backends_after = t1.elapsed();
+    for _ in 0..5 {
+        let (code, body) = get(http_port, &host, "/").await.unwrap();
+        assert_eq!((code, body.trim()), (200, "hello from two"));
+    }
+    eprintln!("status change → backends written (route verified live) in {backends_after:?}");
+
+    // Deleting the Proxy removes its container (finalizer).
+    let (code, body) = w.client.delete(&object(None, "proxies", &w.server_name)).await;
+    assert!(code == 200 || code == 202, "{code} {body}");
+    until("the proxy container is gone", || async {
+        w.docker()
+            .inspect_container(&format!("berth-proxy-{}", w.server_name))
+            .await
+            .err()
+            .filter(|e| e.is_not_found())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn path_prefix_strip_gzip_basic_auth_and_redirects() {
+    let w = World::start().await;
+    let (http_port, https_port) = (free_port(), free_port());
+    w.proxy(http_port, https_port, None).await;
+    let one = w.httpd("one", "guarded page").await;
+    let id = &w.run.id;
+    let htpasswd = format!("alice:{}", bcrypt::hash("secret", 5).unwrap());
+    w.client
+        .create(
+            &collection(Some(&w.ns), "secrets"),
+            &json!({"apiVersion": "berth.dev/v1", "kind": "Secret",
+                    "metadata": {"name": "auth", "namespace": w.ns},
+                    "spec": {"data": {"htpasswd": htpasswd}}}),
+        )
+        .await;
+    w.app(
+        "web",
+        json!([
+            {"host": format!("p.{id}.test"), "path": "/app", "stripPrefix": true, "gzip": true, "https": false},
+            {"host": format!("a.{id}.test"), "https": false,
+             "basicAuthSecretRef": {"name": "auth", "key": "htpasswd"}},
+            {"host": format!("{id}.test"), "https": false, "redirect": "www"},
+            {"host": format!("s.{id}.test")},
+        ]),
+    )
+    .await;
+    w.set_containers("web", &[(&one, true)]).await;
+    w.backends("web", &[&one]).await;
+
+    // Path prefix, stripped before forwarding (httpd serves /index.html at /).
+    serves(http_port, &format!("p.{id}.test"), "/app/", "guarded page").await;
+    let (code, _) = get(http_port, &format!("p.{id}.test"), "/").await.unwrap();
+    assert_eq!(code, 404, "outside the prefix");
+
+    // Basic auth.
+    let (code, _) = get(http_port, &format!("a.{id}.test"), "/").await.unwrap();
+    assert_eq!(code, 401);
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("http://127.0.0.1:{http_port}/"))
+        .header("Host", format!("a.{id}.test"))
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // Apex → www redirect; www is served.
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{http_port}/x"))
+        .header("Host", format!("{id}.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 301);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("http://www.{id}.test/x"));
+    serves(http_port, &format!("www.{id}.test"), "/", "guarded page").await;
+
+    // https: true → plain HTTP redirects to HTTPS on the configured port.
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{http_port}/y"))
+        .header("Host", format!("s.{id}.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 301);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("https://s.{id}.test:{https_port}/y"));
+
+    let status = w.proxy_status().await;
+    assert_eq!(status["routes"], 4, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_is_created_for_the_first_app_with_a_domain() {
+    let w = World::start().await;
+    w.app("web", json!([{"host": format!("{}.test", w.run.id)}]))
+        .await;
+    let proxy = until("the server's proxy exists", || async {
+        let (code, body) = w.client.get(&object(None, "proxies", &w.server_name)).await;
+        (code == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(proxy["spec"]["server"], w.server_name);
+    assert_eq!(proxy["spec"]["image"], "traefik:v3.6");
+}
