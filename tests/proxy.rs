@@ -388,3 +388,203 @@ async fn a_proxy_is_created_for_the_first_app_with_a_domain() {
     assert_eq!(proxy["spec"]["server"], w.server_name);
     assert_eq!(proxy["spec"]["image"], "traefik:v3.6");
 }
+
+/// Makes a CA and a certificate for `pebble` signed by it (openssl), in `dir`; returns
+/// the CA's PEM.
+fn test_ca(dir: &std::path::Path) -> String {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (scripts/install-test-deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=pebble",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:pebble,DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    std::fs::read_to_string(dir.join("ca.pem")).unwrap()
+}
+
+/// A tar of `files` under `pebble/`.
+fn pebble_tar(files: &[(&str, Vec<u8>)]) -> bytes::Bytes {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    tar.append_data(&mut dir, "pebble", std::io::empty()).unwrap();
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        tar.append_data(&mut header, format!("pebble/{name}"), content.as_slice())
+            .unwrap();
+    }
+    bytes::Bytes::from(tar.into_inner().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_certificates_from_pebble_and_http_redirects() {
+    let w = World::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca(dir.path());
+
+    // Pebble on the test network (Docker DNS name `pebble`), its management API on loopback.
+    let image = images::pebble(w.docker()).await;
+    let management = free_port();
+    let pebble = w.run.name("pebble");
+    let config = json!({"pebble": {
+        "listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+        "certificate": "/pebble/cert.pem", "privateKey": "/pebble/key.pem",
+        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+    }});
+    let spec = ContainerSpec {
+        name: pebble.clone(),
+        image,
+        args: vec!["-config".into(), "/pebble/config.json".into()],
+        env: [
+            ("PEBBLE_VA_ALWAYS_VALID", "1"),
+            ("PEBBLE_VA_NOSLEEP", "1"),
+            ("PEBBLE_WFE_NONCEREJECT", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        labels: w.run.labels(),
+        network: Some(NetworkAttachment {
+            name: w.network.clone(),
+            aliases: vec!["pebble".into()],
+        }),
+        ports: vec![berth_controllers::docker::PortSpec {
+            container_port: 15000,
+            protocol: berth_controllers::docker::Protocol::Tcp,
+            host_port: Some(management),
+            host_ip: Some("127.0.0.1".into()),
+        }],
+        stop_timeout_secs: Some(1),
+        ..Default::default()
+    };
+    w.docker().create_container(&spec).await.unwrap();
+    let files = [
+        ("config.json", serde_json::to_vec(&config).unwrap()),
+        ("cert.pem", std::fs::read(dir.path().join("cert.pem")).unwrap()),
+        ("key.pem", std::fs::read(dir.path().join("key.pem")).unwrap()),
+    ];
+    w.docker().upload(&pebble, "/", pebble_tar(&files)).await.unwrap();
+    w.docker().start_container(&pebble).await.unwrap();
+
+    let (http_port, https_port) = (free_port(), free_port());
+    w.proxy(
+        http_port,
+        https_port,
+        Some(
+            json!({"email": "ops@example.com", "caServer": "https://pebble:14000/dir", "caCertificates": ca}),
+        ),
+    )
+    .await;
+    let web = w.httpd("web", "hello over tls").await;
+    let host = format!("tls-{}.test", w.run.id);
+    w.app("web", json!([{"host": host}])).await;
+    w.set_containers("web", &[(&web, true)]).await;
+    w.backends("web", &[&web]).await;
+
+    // Plain HTTP redirects to HTTPS.
+    let (code, _) = get(http_port, &host, "/").await.unwrap();
+    assert_eq!(code, 301);
+
+    // Pebble's issuing root, from its management API (served with our test CA's cert).
+    let management_client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let root = until("pebble's management api answers", || async {
+        let r = management_client
+            .get(format!("https://127.0.0.1:{management}/roots/0"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    })
+    .await;
+
+    // The certificate Traefik obtained verifies against Pebble's root.
+    let t0 = Instant::now();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()])
+        .resolve(&host, format!("127.0.0.1:{https_port}").parse().unwrap())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match client.get(format!("https://{host}:{https_port}/")).send().await {
+            Ok(r) if r.status().is_success() => {
+                assert_eq!(r.text().await.unwrap().trim(), "hello over tls");
+                break;
+            }
+            outcome => assert!(
+                Instant::now() < deadline,
+                "no verified HTTPS response: {outcome:?}\nproxy status {}\nserver log:\n{}",
+                w.proxy_status().await,
+                w.server.log_tail()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "certificate issued and served in {:?} after the route went live",
+        t0.elapsed()
+    );
+}
