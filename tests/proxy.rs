@@ -271,10 +271,35 @@ async fn routes_go_live_and_follow_the_ready_containers() {
 
     // Switch: the new container ready, the old one not. Backends are only reported once
     // Traefik has the new config live, so traffic must already have moved by then.
+    // Meanwhile a client keeps requesting: every answer must come from one or the other
+    // container (Traefik never runs without the route).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let (stop, host) = (stop.clone(), host.clone());
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                answers.push(get(http_port, &host, "/").await);
+            }
+            answers
+        }
+    });
     let t1 = Instant::now();
     w.set_containers("web", &[(&one, false), (&two, true)]).await;
     w.backends("web", &[&two]).await;
     let backends_after = t1.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = traffic.await.unwrap();
+    assert!(
+        answers.len() > 3,
+        "the client made too few requests to mean anything"
+    );
+    for answer in &answers {
+        let (code, body) = answer.as_ref().expect("a request failed during the switch");
+        assert_eq!(*code, 200, "{body}");
+        assert!(body.starts_with("hello from "), "{body}");
+    }
+    eprintln!("{} requests during the switch, all answered 200", answers.len());
     for _ in 0..5 {
         let (code, body) = get(http_port, &host, "/").await.unwrap();
         assert_eq!((code, body.trim()), (200, "hello from two"));

@@ -668,8 +668,6 @@ impl Reconciler for ProxyReconciler {
     type Error = Error;
 
     async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Error> {
-        let span = tracing::info_span!("reconcile", kind = "Proxy", name = object::name(&obj));
-        let _ = &span;
         finalizer::finalizer(
             self.client.as_ref(),
             self.kind,
