@@ -199,13 +199,22 @@ impl World {
     }
 }
 
-/// GET `http://127.0.0.1:<port><path>` with `Host: <host>`: status and body.
-async fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
-    let http = reqwest::Client::builder()
+/// A client that does not follow redirects.
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(3))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// GET `http://127.0.0.1:<port><path>` with `Host: <host>`: status and body.
+async fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    get_with(&plain_client(), port, host, path).await
+}
+
+/// [`get`] through `http`.
+async fn get_with(http: &reqwest::Client, port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     let response = http
         .get(format!("http://127.0.0.1:{port}{path}"))
         .header("Host", host)
@@ -277,9 +286,9 @@ async fn routes_go_live_and_follow_the_ready_containers() {
     let traffic = tokio::spawn({
         let (stop, host) = (stop.clone(), host.clone());
         async move {
-            let mut answers = Vec::new();
+            let (http, mut answers) = (plain_client(), Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                answers.push(get(http_port, &host, "/").await);
+                answers.push(get_with(&http, http_port, &host, "/").await);
             }
             answers
         }
@@ -305,6 +314,16 @@ async fn routes_go_live_and_follow_the_ready_containers() {
         assert_eq!((code, body.trim()), (200, "hello from two"));
     }
     eprintln!("status change → backends written (route verified live) in {backends_after:?}");
+
+    // Drift: the Traefik container removed behind berth's back comes back with its routes.
+    let t2 = Instant::now();
+    let container = format!("berth-proxy-{}", w.server_name);
+    w.docker().remove_container(&container).await.unwrap();
+    serves(http_port, &host, "/", "hello from two").await;
+    eprintln!(
+        "proxy container removed → recreated and routing again in {:?}",
+        t2.elapsed()
+    );
 
     // Deleting the Proxy removes its container (finalizer).
     let (code, body) = w.client.delete(&object(None, "proxies", &w.server_name)).await;

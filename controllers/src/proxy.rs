@@ -20,6 +20,8 @@
 //! - `status.backends` (`<namespace>/<app>` → containers routed) is written only once the
 //!   revision holding them is the only one live in Traefik; `Ready` likewise.
 //! - Deletion: the finalizer removes the Traefik container.
+//! - Drift: Docker events on the Traefik container (die, stop, destroy...) trigger a
+//!   reconcile at once, which restarts or recreates it and uploads the routes again.
 //!
 //! # Caveats
 //! - Basic-auth Secrets are read on each reconcile; a Secret change is picked up at the
@@ -39,6 +41,10 @@ use berth_crds::{
     registry::KindInfo,
 };
 use bytes::Bytes;
+use futures::{
+    StreamExt,
+    stream::{self, BoxStream},
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -69,6 +75,8 @@ pub const API_PORT: u16 = 8080;
 pub const RESYNC: Duration = Duration::from_secs(30);
 /// How soon a proxy whose configuration is not live yet is looked at again.
 const VERIFY_AGAIN: Duration = Duration::from_millis(100);
+/// Pause before resubscribing to Docker events (missed events are caught by [`RESYNC`]).
+const EVENTS_RETRY: Duration = Duration::from_secs(1);
 /// Label holding the hash of files uploaded at creation (CA certificates).
 const FILES_HASH: &str = "dev.berth.proxy-files";
 
@@ -172,7 +180,8 @@ pub fn install(
         .watches(&destinations, {
             let proxies = proxies.clone();
             move |dest| to_proxies(proxies.clone(), str_at(dest, "/spec/server").map(str::to_owned))
-        });
+        })
+        .triggers(container_events(docker.clone()));
     let reconciler = ProxyReconciler {
         client: manager.client_for(NAME),
         kind: proxy_kind,
@@ -185,6 +194,34 @@ pub fn install(
     };
     manager.add(controller, reconciler);
     Ok(())
+}
+
+/// Proxies whose Traefik container changed (died, stopped, removed...), from Docker's
+/// event stream, resubscribing after a pause when the stream ends.
+fn container_events(docker: Docker) -> BoxStream<'static, ObjectRef> {
+    type Events = BoxStream<'static, docker::Result<docker::Event>>;
+    stream::unfold((docker, None::<Events>), |(docker, mut events)| async move {
+        loop {
+            let current = events.get_or_insert_with(|| docker.events(None));
+            match current.next().await {
+                Some(Ok(event)) => {
+                    if let Some(owner) = event.owner().filter(|o| o.kind == "Proxy") {
+                        return Some((ObjectRef::cluster(&owner.name), (docker, events)));
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "docker event stream failed; resubscribing");
+                    events = None;
+                    tokio::time::sleep(EVENTS_RETRY).await;
+                }
+                None => {
+                    events = None;
+                    tokio::time::sleep(EVENTS_RETRY).await;
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Adds the controller that creates a Proxy (named after the server) when an Application
@@ -446,7 +483,10 @@ impl ProxyReconciler {
                 return Ok(state);
             }
             Ok(state) if state.labels.get(label::CONFIG_HASH) == Some(&hash) => {
+                // Its files survive in the container's writable layer: just start it.
                 tracing::info!(container = want.name, "starting the stopped proxy container");
+                self.docker.start_container(&want.name).await?;
+                return Ok(self.docker.inspect_container(&want.name).await?);
             }
             Ok(_) => {
                 tracing::info!(
