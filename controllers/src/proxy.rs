@@ -357,6 +357,50 @@ fn short_hash(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// What to do about the routing configuration, given what Traefik has live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// The wanted revision is the only one live: nothing to upload.
+    Live,
+    /// Write the wanted revision whole into slot `write`, then empty slot `empty`.
+    Write {
+        /// The slot not in use.
+        write: &'static str,
+        /// The slot in use (or a stale one).
+        empty: &'static str,
+    },
+    /// The wanted revision is live next to an older one: Traefik has not caught up with
+    /// the emptied slot yet, or emptying it was lost. Empty `slot` (again); never rewrite
+    /// the slot holding the wanted revision, which would drop its routes for an instant.
+    Empty {
+        /// The slot holding the older revision.
+        slot: &'static str,
+    },
+}
+
+/// Plans from the live `(slot, revision)` markers. Slot `a` wins over `b` in Traefik when
+/// both define a name, so when the state is unclear (none or both live) the new revision
+/// goes to `a`.
+fn plan(markers: &[(String, String)], revision: &str) -> Plan {
+    match markers {
+        [(_, live)] if live == revision => Plan::Live,
+        [(slot, _)] if slot == "a" => Plan::Write {
+            write: "b",
+            empty: "a",
+        },
+        [(a, ra), (b, rb)] if a != b && (ra == revision) != (rb == revision) => {
+            let older = if ra == revision { b } else { a };
+            Plan::Empty {
+                slot: if older == "a" { "a" } else { "b" },
+            }
+        }
+        _ => Plan::Write {
+            write: "a",
+            empty: "b",
+        },
+    }
+}
+
 /// What a reconcile found and did, for the status.
 struct Outcome {
     running: bool,
@@ -583,42 +627,47 @@ impl ProxyReconciler {
                     [(_, rev)] => Some(rev.clone()),
                     _ => outcome.live_revision,
                 };
-                let applied = matches!(live.markers.as_slice(), [(_, rev)] if *rev == revision);
-                if applied {
-                    outcome.verified = true;
-                    outcome.errors.extend(live.errors);
-                    outcome.message = format!("{} routes live at revision {revision}", rendered.routes);
-                    Action::requeue(RESYNC)
-                } else {
-                    let (write, empty) = match live.markers.as_slice() {
-                        [(slot, _)] if slot == "a" => ("b", "a"),
-                        _ => ("a", "b"),
+                let (write, empty) = match plan(&live.markers, &revision) {
+                    Plan::Live => (None, None),
+                    Plan::Write { write, empty } => (Some(write), Some(empty)),
+                    Plan::Empty { slot } => (None, Some(slot)),
+                };
+                if let Some(empty) = empty {
+                    let yaml = match write {
+                        Some(slot) => render::to_yaml(&rendered.config, slot, &revision)?,
+                        None => String::new(),
                     };
-                    let yaml = render::to_yaml(&rendered.config, write, &revision)?;
-                    let (write_path, empty_path) = (format!("{write}.yml"), format!("{empty}.yml"));
-                    let tar = archive(
-                        &[],
-                        &[
-                            File {
-                                path: &write_path,
-                                content: yaml.as_bytes(),
-                            },
-                            File {
-                                path: &empty_path,
-                                content: b"",
-                            },
-                        ],
-                    )?;
-                    self.docker.upload(&state.name, DYNAMIC_DIR, tar).await?;
+                    let write_path = write.map(|slot| format!("{slot}.yml"));
+                    let empty_path = format!("{empty}.yml");
+                    let mut files = Vec::new();
+                    if let Some(path) = &write_path {
+                        files.push(File {
+                            path,
+                            content: yaml.as_bytes(),
+                        });
+                    }
+                    files.push(File {
+                        path: &empty_path,
+                        content: b"",
+                    });
+                    self.docker
+                        .upload(&state.name, DYNAMIC_DIR, archive(&[], &files)?)
+                        .await?;
                     tracing::info!(
                         proxy = name,
                         revision,
-                        slot = write,
+                        slot = write.unwrap_or("-"),
+                        emptied = empty,
                         routes = rendered.routes,
                         "uploaded routing configuration"
                     );
                     outcome.message = format!("waiting for traefik to load revision {revision}");
                     Action::requeue(VERIFY_AGAIN)
+                } else {
+                    outcome.verified = true;
+                    outcome.errors.extend(live.errors);
+                    outcome.message = format!("{} routes live at revision {revision}", rendered.routes);
+                    Action::requeue(RESYNC)
                 }
             }
         };
@@ -758,6 +807,53 @@ mod tests {
         );
         assert!(args.contains(&"--certificatesresolvers.acme.acme.httpchallenge.entrypoint=web".to_owned()));
         assert!(args.contains(&"--api.dashboard=true".to_owned()));
+    }
+
+    #[test]
+    fn the_plan_writes_the_idle_slot_and_stops_once_live() {
+        let m = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(s, r)| (s.to_string(), r.to_string())).collect()
+        };
+        assert_eq!(
+            plan(&m(&[]), "r2"),
+            Plan::Write {
+                write: "a",
+                empty: "b"
+            }
+        );
+        assert_eq!(
+            plan(&m(&[("a", "r1")]), "r2"),
+            Plan::Write {
+                write: "b",
+                empty: "a"
+            }
+        );
+        assert_eq!(
+            plan(&m(&[("b", "r1")]), "r2"),
+            Plan::Write {
+                write: "a",
+                empty: "b"
+            }
+        );
+        assert_eq!(plan(&m(&[("b", "r2")]), "r2"), Plan::Live);
+        // Mid-switch (both slots live, one with the wanted revision): only the older slot
+        // is emptied (again); the wanted one is never rewritten.
+        assert_eq!(
+            plan(&m(&[("a", "r2"), ("b", "r1")]), "r2"),
+            Plan::Empty { slot: "b" }
+        );
+        assert_eq!(
+            plan(&m(&[("a", "r1"), ("b", "r2")]), "r2"),
+            Plan::Empty { slot: "a" }
+        );
+        // Both live, neither wanted (a crash between uploads): start over in `a`.
+        assert_eq!(
+            plan(&m(&[("a", "r1"), ("b", "r0")]), "r2"),
+            Plan::Write {
+                write: "a",
+                empty: "b"
+            }
+        );
     }
 
     #[test]
