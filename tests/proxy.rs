@@ -362,6 +362,8 @@ async fn path_prefix_strip_gzip_basic_auth_and_redirects() {
              "basicAuthSecretRef": {"name": "auth", "key": "htpasswd"}},
             {"host": format!("{id}.test"), "https": false, "redirect": "www"},
             {"host": format!("s.{id}.test")},
+            {"host": format!("m.{id}.test"), "https": false,
+             "basicAuthSecretRef": {"name": "missing", "key": "htpasswd"}},
         ]),
     )
     .await;
@@ -415,8 +417,15 @@ async fn path_prefix_strip_gzip_basic_auth_and_redirects() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(location, format!("https://s.{id}.test:{https_port}/y"));
 
+    // A domain whose basic-auth Secret is missing is not served open: not routed at all,
+    // and the proxy's status says why.
+    let (code, _) = get(http_port, &format!("m.{id}.test"), "/").await.unwrap();
+    assert_eq!(code, 404);
     let status = w.proxy_status().await;
     assert_eq!(status["routes"], 4, "{status}");
+    let errors = status["errors"].to_string();
+    assert!(errors.contains("spec.domains[4].basicAuthSecretRef"), "{status}");
+    assert!(errors.contains("missing"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
