@@ -8,7 +8,12 @@ command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
-# pebble (Let's Encrypt's test CA) is for the TLS end-to-end test: add it here with that test.
+# Let's Encrypt's test CA, packed into a local image by tests/common/images.rs (tests/proxy.rs).
+command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
+# The HTTPS checks of tests/proxy.rs: openssl makes the test CA, reqwest's native-tls links libssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -4,7 +4,7 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`].
+//! [`project`], [`proxy`].
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -23,6 +23,7 @@ pub mod manager;
 pub mod metrics;
 pub mod object;
 pub mod project;
+pub mod proxy;
 pub mod queue;
 pub mod status;
 
@@ -44,6 +45,11 @@ pub struct Options {
     pub event_ttl: Duration,
     /// How often old events are swept.
     pub event_sweep_every: Duration,
+    /// The Docker daemon; the controllers that drive containers run only with one.
+    pub docker: Option<docker::Docker>,
+    /// Extra labels put on every Docker object the controllers create (tests use the run
+    /// label).
+    pub docker_labels: docker::Labels,
 }
 
 impl Default for Options {
@@ -52,6 +58,8 @@ impl Default for Options {
             controller: ControllerConfig::default(),
             event_ttl: events::DEFAULT_TTL,
             event_sweep_every: Duration::from_secs(60),
+            docker: None,
+            docker_labels: docker::Labels::new(),
         }
     }
 }
@@ -62,11 +70,26 @@ pub enum Error {
     /// The Project controller could not be set up.
     #[error("project controller: {0}")]
     Project(#[from] project::Error),
+    /// The Proxy controllers could not be set up.
+    #[error("proxy controller: {0}")]
+    Proxy(#[from] proxy::Error),
 }
 
 /// Adds every standard controller and the event sweeper to `manager`.
 pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
     project::install(manager, options.controller.clone())?;
+    match &options.docker {
+        Some(docker) => {
+            proxy::install(
+                manager,
+                options.controller.clone(),
+                docker.clone(),
+                options.docker_labels.clone(),
+            )?;
+            proxy::install_autocreate(manager, options.controller.clone())?;
+        }
+        None => tracing::warn!("no docker daemon: the proxy controller is not running"),
+    }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);
     manager.add_task(move |stop| Box::pin(events::run_sweeper(client, ttl, every, stop)));

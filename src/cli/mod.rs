@@ -101,6 +101,9 @@ pub struct ServeArgs {
     /// Docker endpoint the controllers drive.
     #[arg(long, default_value = "unix:///var/run/docker.sock")]
     pub docker: String,
+    /// A label (`key=value`) put on every Docker object the controllers create; repeatable.
+    #[arg(long = "docker-label", value_parser = parse_label)]
+    pub docker_labels: Vec<(String, String)>,
     /// A YAML file of extra tokens: `tokens: [{name, token, role: viewer|admin}]`.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
@@ -122,6 +125,14 @@ pub struct ServeArgs {
     /// How often controllers reconcile every object even without changes (a safety net).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
+}
+
+/// Parses `key=value`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`.
@@ -158,6 +169,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 slow_watcher_timeout: args.slow_watcher_timeout,
                 ..Limits::default()
             };
+            let docker = match berth_controllers::docker::Docker::connect(&args.docker).await {
+                Ok(docker) => Some(docker),
+                Err(e) => {
+                    tracing::warn!(docker = %args.docker, error = %e, "cannot reach docker; container controllers are off");
+                    None
+                }
+            };
             let opts = ServeOptions {
                 store,
                 listen: args.listen,
@@ -169,6 +187,8 @@ pub async fn run(cli: Cli) -> ExitCode {
                         resync: args.resync_period,
                         ..Default::default()
                     },
+                    docker,
+                    docker_labels: args.docker_labels.into_iter().collect(),
                     ..Default::default()
                 },
             };

@@ -131,6 +131,51 @@ pub async fn traefik(docker: &Docker) -> String {
     ensure_image(docker, "traefik", entries).await
 }
 
+const PEBBLE_DOCKERFILE: &str = r#"FROM scratch
+COPY pebble /usr/bin/pebble
+COPY libc.so.6 /lib/x86_64-linux-gnu/libc.so.6
+COPY ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2
+ENTRYPOINT ["/usr/bin/pebble"]
+"#;
+
+/// Tag of an image running Debian's `pebble` (Let's Encrypt's test ACME server, a Go
+/// binary linked against glibc, so glibc and its loader come along). Its entrypoint is
+/// `pebble`; configuration and certificates are the test's to upload.
+pub async fn pebble(docker: &Docker) -> String {
+    let file = |path: &str| {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "{} missing: run scripts/install-test-deps.sh (Debian pebble)",
+            path.display()
+        );
+        Source::File(std::fs::canonicalize(&path).expect("resolve pebble's files"))
+    };
+    let entries = vec![
+        Entry {
+            path: "Dockerfile",
+            mode: 0o644,
+            source: Source::Text(PEBBLE_DOCKERFILE),
+        },
+        Entry {
+            path: "pebble",
+            mode: 0o755,
+            source: file("/usr/bin/pebble"),
+        },
+        Entry {
+            path: "libc.so.6",
+            mode: 0o755,
+            source: file("/lib/x86_64-linux-gnu/libc.so.6"),
+        },
+        Entry {
+            path: "ld-linux-x86-64.so.2",
+            mode: 0o755,
+            source: file("/lib64/ld-linux-x86-64.so.2"),
+        },
+    ];
+    ensure_image(docker, "pebble", entries).await
+}
+
 /// Builds `berth-test/<name>:<hash of entries>` unless it exists.
 async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> String {
     let hash = tokio::task::spawn_blocking({

@@ -313,6 +313,26 @@ pub struct ApplicationStatus {
     /// The URLs the application is served at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// The application's containers; the Proxy routes to those that are `ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<AppContainer>,
+}
+
+/// One container of an Application, as its controller reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppContainer {
+    /// The Docker container name (its DNS name on the destination network).
+    pub name: String,
+    /// The replica index.
+    #[serde(default)]
+    pub replica: u32,
+    /// The hash of the container spec it was created from.
+    #[serde(default)]
+    pub config_hash: String,
+    /// Whether it is running and healthy, i.e. may receive traffic.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 impl Resource for ApplicationSpec {

@@ -1,5 +1,7 @@
 //! `Proxy`: the Traefik instance that routes domains to workloads on one Server.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -33,9 +35,12 @@ pub struct ProxySpec {
     /// Automatic certificates; without it HTTPS routes use Traefik's default certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<Acme>,
-    /// Whether Traefik's dashboard is enabled.
+    /// Whether Traefik's dashboard is enabled (on the internal API entrypoint only).
     #[serde(default)]
     pub dashboard: bool,
+    /// Host address the HTTP/HTTPS ports are published on; all addresses when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
 }
 
 fn default_image() -> String {
@@ -59,6 +64,10 @@ pub struct Acme {
     /// The ACME directory URL.
     #[serde(default = "default_ca_server")]
     pub ca_server: String,
+    /// PEM certificates Traefik trusts when talking to `caServer` (a private CA such as
+    /// Pebble); the system roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
 }
 
 fn default_ca_server() -> String {
@@ -81,6 +90,16 @@ pub struct ProxyStatus {
     /// Number of routes currently configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routes: Option<u32>,
+    /// Revision (hash) of the dynamic configuration Traefik has live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Problems with the routing: domains left out, and Traefik's own configuration errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// `<namespace>/<application>` → container names Traefik routes to, written only after
+    /// the configuration holding them was verified live in Traefik.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, Vec<String>>,
 }
 
 impl Resource for ProxySpec {
@@ -116,6 +135,11 @@ impl Resource for ProxySpec {
                 "spec.httpsPort",
                 "must differ from spec.httpPort",
             ));
+        }
+        if let Some(address) = &self.listen_address
+            && address.parse::<std::net::IpAddr>().is_err()
+        {
+            errors.push(FieldError::invalid("spec.listenAddress", "must be an IP address"));
         }
         if let Some(acme) = &self.acme {
             check(errors, "spec.acme.email", rules::email(&acme.email));
