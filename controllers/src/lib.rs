@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod controller;
+pub mod docker;
 pub mod events;
 pub mod finalizer;
 pub mod informer;
