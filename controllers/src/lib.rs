@@ -4,7 +4,8 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`].
+//! [`project`], [`server`], [`destination`], [`application`] (Docker events reach them through
+//! [`docker_triggers`]).
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -12,9 +13,12 @@
 //! manager.run(shutdown).await;
 //! ```
 
+pub mod application;
 pub mod client;
 pub mod controller;
+pub mod destination;
 pub mod docker;
+pub mod docker_triggers;
 pub mod events;
 pub mod finalizer;
 pub mod informer;
@@ -24,6 +28,7 @@ pub mod metrics;
 pub mod object;
 pub mod project;
 pub mod queue;
+pub mod server;
 pub mod status;
 
 use std::time::Duration;
@@ -44,6 +49,12 @@ pub struct Options {
     pub event_ttl: Duration,
     /// How often old events are swept.
     pub event_sweep_every: Duration,
+    /// The Docker endpoint, default network and scope labels of the Docker controllers.
+    pub docker: server::DockerOptions,
+    /// The Application controller's tunables.
+    pub apps: application::AppOptions,
+    /// Controllers not to run, by name (`server`, `destination`, `application`).
+    pub disabled: Vec<String>,
 }
 
 impl Default for Options {
@@ -52,6 +63,9 @@ impl Default for Options {
             controller: ControllerConfig::default(),
             event_ttl: events::DEFAULT_TTL,
             event_sweep_every: Duration::from_secs(60),
+            docker: server::DockerOptions::default(),
+            apps: application::AppOptions::default(),
+            disabled: Vec::new(),
         }
     }
 }
@@ -62,11 +76,25 @@ pub enum Error {
     /// The Project controller could not be set up.
     #[error("project controller: {0}")]
     Project(#[from] project::Error),
+    /// A Docker-driving controller could not be set up.
+    #[error("docker controllers: {0}")]
+    Docker(#[from] server::Error),
 }
 
 /// Adds every standard controller and the event sweeper to `manager`.
 pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
     project::install(manager, options.controller.clone())?;
+    let enabled = |name: &str| !options.disabled.iter().any(|d| d == name);
+    let dockers = server::Dockers::new(manager, options.docker.clone())?;
+    if enabled(server::NAME) {
+        server::install(manager, options.controller.clone(), dockers.clone())?;
+    }
+    if enabled(destination::NAME) {
+        destination::install(manager, options.controller.clone(), dockers.clone())?;
+    }
+    if enabled(application::NAME) {
+        application::install(manager, options.controller.clone(), dockers, options.apps.clone())?;
+    }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);
     manager.add_task(move |stop| Box::pin(events::run_sweeper(client, ttl, every, stop)));

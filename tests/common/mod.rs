@@ -4,4 +4,5 @@
 pub mod conformance;
 pub mod etcd;
 pub mod http;
+pub mod images;
 pub mod server;
