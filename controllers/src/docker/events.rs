@@ -8,6 +8,8 @@
 //! # Caveats
 //! - Reconnecting (and re-listing to catch what happened meanwhile) is the caller's
 //!   job; pass the last event's time as `since` to resume without a gap.
+//! - Without `since`, "now" is this machine's clock: with a remote daemon whose clock
+//!   is behind, events of the skew window are missed (those ahead are replayed).
 //! - Engine 20.10 puts no labels on network and volume events (only name, type,
 //!   driver), so those cannot be filtered by label: they come for every network and
 //!   volume, and the caller maps them by name.
@@ -90,12 +92,23 @@ const CONTAINER_ACTIONS: &[&str] = &["start", "die", "stop", "kill", "destroy", 
 const OTHER_ACTIONS: &[&str] = &["destroy", "disconnect"];
 
 impl Docker {
-    /// Streams events from now on, or from `since` (Unix seconds) when given:
-    /// container start/die/stop/kill/destroy/health_status of berth-managed
-    /// containers, network destroy/disconnect and volume destroy.
+    /// Streams events from the moment of this call, or from `since` (Unix seconds)
+    /// when given: container start/die/stop/kill/destroy/health_status of
+    /// berth-managed containers, network destroy/disconnect and volume destroy.
     pub fn events(&self, since: Option<i64>) -> BoxStream<'static, Result<Event>> {
+        // The request only goes out when the stream is first polled: anchor it at
+        // the call so that what happens in between is not lost.
+        let since = match since {
+            Some(secs) => secs.to_string(),
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+            }
+        };
         let containers = self.raw_events(
-            since,
+            &since,
             HashMap::from([
                 ("type".to_string(), vec!["container".to_string()]),
                 ("event".to_string(), to_vec(CONTAINER_ACTIONS)),
@@ -103,7 +116,7 @@ impl Docker {
             ]),
         );
         let others = self.raw_events(
-            since,
+            &since,
             HashMap::from([
                 (
                     "type".to_string(),
@@ -135,13 +148,10 @@ impl Docker {
     /// One `/events` subscription whose end is turned into an error.
     fn raw_events(
         &self,
-        since: Option<i64>,
+        since: &str,
         filters: HashMap<String, Vec<String>>,
     ) -> BoxStream<'static, Result<EventMessage>> {
-        let mut options = EventsOptionsBuilder::default().filters(&filters);
-        if let Some(since) = since {
-            options = options.since(&since.to_string());
-        }
+        let options = EventsOptionsBuilder::default().filters(&filters).since(since);
         self.count("events");
         let closed = stream::once(async {
             Err(Error::Unreachable {

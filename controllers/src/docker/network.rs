@@ -68,20 +68,21 @@ impl Docker {
             })
             .collect();
         same_name.sort();
-        if let Some((_, winner)) = same_name.first()
-            && *winner != created
-        {
-            tracing::info!(
-                network = name,
-                "lost a network creation race; removing the duplicate"
-            );
-            self.count("network_remove");
-            if let Err(e) = self.client.remove_network(&created).await {
-                tracing::warn!(network = name, error = %e, "could not remove duplicate network");
+        let winner = same_name.first().map(|(_, id)| id.clone());
+        match winner {
+            Some(winner) if winner != created => {
+                tracing::info!(
+                    network = name,
+                    "lost a network creation race; removing the duplicate"
+                );
+                self.count("network_remove");
+                if let Err(e) = self.client.remove_network(&created).await {
+                    tracing::warn!(network = name, error = %e, "could not remove duplicate network");
+                }
+                self.inspect_network(&winner).await
             }
-            return self.inspect_network(winner).await;
+            _ => self.inspect_network(&created).await,
         }
-        self.inspect_network(&created).await
     }
 
     /// The network named (or with ID) `name`.

@@ -295,11 +295,12 @@ fn health_config(check: &HealthCheck) -> HealthConfig {
             .chain(argv.iter().cloned())
             .collect(),
         Probe::Http { port, path } => {
+            // No client-side timeout flags: Docker enforces `timeout` on the probe,
+            // and busybox's `wget -T` crashes in Debian's static build.
             let url = format!("http://127.0.0.1:{port}{path}");
-            let t = check.timeout_secs.max(1);
             vec![
                 "CMD-SHELL".to_string(),
-                format!("wget -q -T {t} -O /dev/null '{url}' || curl -fsS -m {t} -o /dev/null '{url}'"),
+                format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}'"),
             ]
         }
     };
