@@ -252,6 +252,34 @@ fn apply_serves_rolls_and_deletes() {
     println!("apply -> Ready: {:?}", t0.elapsed());
     let alias = format!("http://web.{}:8080/", w.ns);
     assert_eq!(w.fetch(&w.net, &alias).as_deref(), Some("v1"));
+
+    // Rest cost: once converged, the controllers make no container or network calls
+    // (the Server heartbeat's /info and /system/df may fall into the window).
+    let calls = |w: &World| {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/metrics", w.s.url)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                l.starts_with("berth_docker_api_calls_total{")
+                    && !l.contains("info")
+                    && !l.contains("system_df")
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let settled = w.until("docker calls to settle", Duration::from_secs(10), || {
+        let a = calls(&w);
+        std::thread::sleep(Duration::from_millis(500));
+        (calls(&w) == a).then_some(a)
+    });
+    let window = Instant::now();
+    w.until("a rest window", Duration::from_secs(5), || {
+        (window.elapsed() >= Duration::from_secs(3)).then_some(())
+    });
+    assert_eq!(calls(&w), settled, "docker calls at rest");
     let before = w.containers("web");
     assert_eq!(before.len(), 1);
 
@@ -388,6 +416,18 @@ fn destinations_isolate_and_aliases_resolve() {
     assert_eq!(w.fetch(&b, &format!("http://one.{}:8080/", w.ns)), None);
     for n in ["one", "two", "three"] {
         w.s.run(&["delete", "app", n, "-n", &w.ns]).ok();
+    }
+    for n in ["one", "two", "three"] {
+        w.s.run(&[
+            "wait",
+            &format!("app/{n}"),
+            "-n",
+            &w.ns,
+            "--for=delete",
+            "--timeout",
+            "30s",
+        ])
+        .ok();
     }
     for d in [&da, &db] {
         w.s.run(&["delete", "destination", d]).ok();

@@ -4,7 +4,8 @@
 //! - The network exists (created with the `dev.berth.*` owner labels and the scope labels)
 //!   while the Destination does; status has `networkId` and `Ready`.
 //! - Deletion (finalizer `berth.dev/destination`) removes the network once no container is
-//!   attached to it any more; until then it retries with backoff. A network that never
+//!   attached to it any more; until then it retries with backoff, and whenever an
+//!   Application on it changes or goes away. A network that never
 //!   existed, or a server that is gone, does not block deletion.
 //!
 //! # Caveats
@@ -23,7 +24,8 @@ use crate::{
     docker::{self, Owner},
     finalizer::{self, Event},
     manager::Manager,
-    object, server,
+    object::{self, ObjectRef},
+    server,
     server::Dockers,
     status,
 };
@@ -80,9 +82,18 @@ pub fn install(
     let destinations = manager.informer(kind);
     // Reads Servers (through `dockers`): wait for their cache too.
     let servers = manager.informer(server::kind("Server")?);
+    // An Application going away may free the network of a Destination being deleted.
+    let apps = manager.informer(server::kind("Application")?);
     let controller = Controller::new(NAME, destinations)
         .with_config(config)
-        .watches(&servers, |_| Vec::new());
+        .watches(&servers, |_| Vec::new())
+        .watches(&apps, |app| {
+            app.pointer("/spec/destination")
+                .and_then(Value::as_str)
+                .map(ObjectRef::cluster)
+                .into_iter()
+                .collect()
+        });
     let reconciler = DestinationReconciler {
         client: manager.client_for(NAME),
         kind,
