@@ -551,3 +551,20 @@ fn kill_9_while_converging_leaves_no_duplicates_or_orphans() {
     assert_eq!(names.len(), 20, "one container per app");
     assert!(!list.iter().any(|c| c.name == orphan), "orphan removed");
 }
+
+#[test]
+fn image_pull_failure_is_reported_with_the_registry_error() {
+    let w = World::start(&[]);
+    let yaml = w
+        .app("nopull", "default", "")
+        .replace(&w.image, &format!("berth-test/absent-{}:1", w.run));
+    w.apply(&yaml);
+    let (_, _, message) = w.until("ImagePullFailed", Duration::from_secs(20), || {
+        let (status, reason, message) = condition(&w.get("app", "nopull"), "Ready")?;
+        (status == "False" && reason == "ImagePullFailed").then_some((status, reason, message))
+    });
+    assert!(message.contains("absent-"), "{message}");
+    assert!(w.containers("nopull").is_empty());
+    let events = w.s.run(&["get", "events", "-o", "json"]).ok();
+    assert!(events.contains("ImagePullFailed"), "{events}");
+}

@@ -447,7 +447,31 @@ impl AppReconciler {
             }
             match &r.state {
                 None => {
-                    self.create(&docker, obj, &r.spec).await?;
+                    if let Err(e) = self.create(&docker, obj, &r.spec).await {
+                        if matches!(e, Error::ImagePull { .. }) {
+                            // The registry's words in status; the error retries with backoff.
+                            set(
+                                &mut next,
+                                "Ready",
+                                ConditionStatus::False,
+                                "ImagePullFailed",
+                                &e.to_string(),
+                                generation,
+                            );
+                            set(
+                                &mut next,
+                                "Progressing",
+                                ConditionStatus::False,
+                                "ImagePullFailed",
+                                &e.to_string(),
+                                generation,
+                            );
+                            next.phase = Some("Failed".into());
+                            next.containers = old.containers.clone();
+                            self.write(obj, &next).await?;
+                        }
+                        return Err(e);
+                    }
                     r.state = Some(docker.inspect_container(&r.spec.name).await?);
                     soonest(self.options.min_ready);
                 }
