@@ -1372,7 +1372,20 @@ async fn restart_keeps_everything(f: Fixture) {
         .await;
     assert_eq!(code, 200);
     before[0] = patched;
-    let (_, project_before) = c.get(&object(None, "projects", "keep")).await;
+    // Wait until the Project controller has recorded the environment: a status write after
+    // this read would otherwise look like a change across the restart.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let project_before = loop {
+        let (_, p) = c.get(&object(None, "projects", "keep")).await;
+        if p.pointer("/status/environments/0").and_then(Value::as_str) == Some(ns.as_str()) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "project status never listed {ns}: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let (_, env_before) = c.get(&object(None, "environments", &ns)).await;
 
     let c = restart(&mut server);

@@ -60,6 +60,10 @@ fn uniq(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
 }
 
+/// These tests drive the CLI, and some write Applications' status by hand or count their
+/// revisions: the Application controller (tested in tests/apps.rs) must not act on them.
+const NO_APP_CONTROLLER: &[&str] = &["--disable-controllers", "application"];
+
 fn project(name: &str) -> String {
     format!("apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: {name}\nspec: {{}}\n")
 }
@@ -150,7 +154,7 @@ fn finish(child: Child, limit: Duration) -> std::process::Output {
 }
 
 async fn apply_get_update_delete_round_trip(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let file = manifest(
@@ -215,7 +219,7 @@ async fn apply_get_update_delete_round_trip(backend: Backend) {
 }
 
 async fn second_apply_is_unchanged_and_keeps_the_resource_version(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let secret = format!(
@@ -256,7 +260,7 @@ async fn second_apply_is_unchanged_and_keeps_the_resource_version(backend: Backe
 }
 
 async fn field_removed_from_the_manifest_disappears(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let with = app("web", &ns, "  command: [\"httpd\", \"-f\"]\n  replicas: 3\n")
@@ -279,7 +283,7 @@ async fn field_removed_from_the_manifest_disappears(backend: Backend) {
 }
 
 async fn apply_orders_documents_by_dependency(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let staging = format!("{p}-staging");
     let env = format!(
@@ -310,7 +314,7 @@ async fn apply_orders_documents_by_dependency(backend: Backend) {
 }
 
 async fn one_invalid_document_applies_nothing(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let file = manifest(
@@ -355,7 +359,7 @@ async fn one_invalid_document_applies_nothing(backend: Backend) {
 }
 
 async fn invalid_manifests_are_rejected_and_nothing_is_stored(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let valid = project(&p);
@@ -420,7 +424,7 @@ async fn invalid_manifests_are_rejected_and_nothing_is_stored(backend: Backend) 
 }
 
 async fn get_watch_prints_added_modified_deleted_in_order(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     s.run_stdin(&["apply", "-f", "-"], &project(&p)).ok();
@@ -478,7 +482,7 @@ async fn set_ready(s: &BerthServer, ns: &str, name: &str, status: &str) {
 }
 
 async fn wait_for_ready_returns_once_status_says_so(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     s.run_stdin(&["apply", "-f", "-"], &docs(&[project(&p), app("web", &ns, "")]))
@@ -561,7 +565,7 @@ async fn wait_for_ready_returns_once_status_says_so(backend: Backend) {
 }
 
 async fn wait_for_delete_returns_once_the_object_is_gone(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     s.run_stdin(&["apply", "-f", "-"], &docs(&[project(&p), app("web", &ns, "")]))
@@ -586,7 +590,7 @@ async fn wait_for_delete_returns_once_the_object_is_gone(backend: Backend) {
 }
 
 async fn diff_exits_1_with_changes_and_0_without(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let file = manifest(
@@ -625,7 +629,7 @@ async fn diff_exits_1_with_changes_and_0_without(backend: Backend) {
 }
 
 async fn delete_by_manifest_waits_until_gone(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let file = manifest(&s, "m.yaml", &docs(&[app("web", &ns, ""), project(&p)]));
@@ -639,7 +643,7 @@ async fn delete_by_manifest_waits_until_gone(backend: Backend) {
 }
 
 async fn prune_deletes_applied_objects_missing_from_the_manifests(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let p = uniq("p");
     let ns = format!("{p}-production");
     let run = uniq("run");
@@ -681,7 +685,7 @@ async fn prune_deletes_applied_objects_missing_from_the_manifests(backend: Backe
 }
 
 async fn usage_errors_exit_with_2(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let out = s.run(&["get", "pods"]);
     assert_eq!(code(&out), Some(2));
     assert!(out.err().contains("unknown kind \"pods\""), "{}", out.err());
@@ -704,7 +708,7 @@ async fn usage_errors_exit_with_2(backend: Backend) {
 }
 
 async fn version_shows_client_and_server(backend: Backend) {
-    let s = BerthServer::start(backend, &[]);
+    let s = BerthServer::start(backend, NO_APP_CONTROLLER);
     let v = env!("CARGO_PKG_VERSION");
     let out = s.run(&["version"]).ok();
     assert_eq!(out, format!("Client Version: {v}\nServer Version: {v}\n"));

@@ -4,7 +4,8 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`], [`proxy`].
+//! [`project`], [`server`], [`destination`], [`application`] (Docker events reach them through
+//! [`docker_triggers`]).
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -12,9 +13,12 @@
 //! manager.run(shutdown).await;
 //! ```
 
+pub mod application;
 pub mod client;
 pub mod controller;
+pub mod destination;
 pub mod docker;
+pub mod docker_triggers;
 pub mod events;
 pub mod finalizer;
 pub mod informer;
@@ -25,6 +29,7 @@ pub mod object;
 pub mod project;
 pub mod proxy;
 pub mod queue;
+pub mod server;
 pub mod status;
 
 use std::time::Duration;
@@ -45,11 +50,14 @@ pub struct Options {
     pub event_ttl: Duration,
     /// How often old events are swept.
     pub event_sweep_every: Duration,
-    /// The Docker daemon; the controllers that drive containers run only with one.
-    pub docker: Option<docker::Docker>,
-    /// Extra labels put on every Docker object the controllers create (tests use the run
-    /// label).
-    pub docker_labels: docker::Labels,
+    /// The Docker endpoint, default network and scope labels of the Docker controllers.
+    pub docker: server::DockerOptions,
+    /// The Application controller's tunables.
+    pub apps: application::AppOptions,
+    /// Controllers not to run, by name (`server`, `destination`, `application`, `proxy`).
+    pub disabled: Vec<String>,
+    /// A connected Docker client for the Proxy controllers; they run only with one.
+    pub proxy_docker: Option<docker::Docker>,
 }
 
 impl Default for Options {
@@ -58,8 +66,10 @@ impl Default for Options {
             controller: ControllerConfig::default(),
             event_ttl: events::DEFAULT_TTL,
             event_sweep_every: Duration::from_secs(60),
-            docker: None,
-            docker_labels: docker::Labels::new(),
+            docker: server::DockerOptions::default(),
+            apps: application::AppOptions::default(),
+            disabled: Vec::new(),
+            proxy_docker: None,
         }
     }
 }
@@ -73,22 +83,34 @@ pub enum Error {
     /// The Proxy controllers could not be set up.
     #[error("proxy controller: {0}")]
     Proxy(#[from] proxy::Error),
+    /// A Docker-driving controller could not be set up.
+    #[error("docker controllers: {0}")]
+    Docker(#[from] server::Error),
 }
 
 /// Adds every standard controller and the event sweeper to `manager`.
 pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
     project::install(manager, options.controller.clone())?;
-    match &options.docker {
-        Some(docker) => {
-            proxy::install(
-                manager,
-                options.controller.clone(),
-                docker.clone(),
-                options.docker_labels.clone(),
-            )?;
-            proxy::install_autocreate(manager, options.controller.clone())?;
+    let enabled = |name: &str| !options.disabled.iter().any(|d| d == name);
+    let dockers = server::Dockers::new(manager, options.docker.clone())?;
+    if enabled(server::NAME) {
+        server::install(manager, options.controller.clone(), dockers.clone())?;
+    }
+    if enabled(destination::NAME) {
+        destination::install(manager, options.controller.clone(), dockers.clone())?;
+    }
+    if enabled(application::NAME) {
+        application::install(manager, options.controller.clone(), dockers, options.apps.clone())?;
+    }
+    if enabled("proxy") {
+        match &options.proxy_docker {
+            Some(docker) => {
+                let labels = options.docker.scope.clone();
+                proxy::install(manager, options.controller.clone(), docker.clone(), labels)?;
+                proxy::install_autocreate(manager, options.controller.clone())?;
+            }
+            None => tracing::warn!("no docker daemon: the proxy controller is not running"),
         }
-        None => tracing::warn!("no docker daemon: the proxy controller is not running"),
     }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);

@@ -223,6 +223,19 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if segments.is_empty() {
         return Ok(json_response(StatusCode::OK, &discovery()));
     }
+    if let ["namespaces", ns, "applications", name, "log"] = segments.as_slice() {
+        if req.method() != Method::GET {
+            return Err(Error::MethodNotAllowed(req.method().to_string()));
+        }
+        let q = super::logs::LogQuery::parse(req.uri().query())?;
+        let body = super::logs::stream(&state.api, ns, name, &q, state.shutdown.clone()).await?;
+        let mut resp = Response::new(body);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return Ok(resp);
+    }
     let target = parse_target(&segments)?;
     let query = Query::parse(req.uri().query())?;
     if query.watch {

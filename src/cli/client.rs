@@ -222,6 +222,52 @@ impl Client {
         self.send(Method::GET, url, None).await
     }
 
+    /// Streams the log lines of application `ns/name` (see `berth logs`).
+    pub async fn logs(
+        &self,
+        ns: &str,
+        name: &str,
+        follow: bool,
+        tail: Option<usize>,
+        since_seconds: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "/apis/berth.dev/v1/namespaces/{ns}/applications/{name}/log"
+        ));
+        {
+            let mut q = url.query_pairs_mut();
+            if follow {
+                q.append_pair("follow", "true");
+            }
+            if let Some(t) = tail {
+                q.append_pair("tailLines", &t.to_string());
+            }
+            if let Some(s) = since_seconds {
+                q.append_pair("sinceSeconds", &s.to_string());
+            }
+        }
+        let resp = self
+            .http
+            .get(url.clone())
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| transport(&url, &e))?;
+        let code = resp.status();
+        if !code.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| transport(&url, &e))?;
+            return Err(match decode(code, &bytes) {
+                Err(e) => e,
+                Ok(_) => Error::Transport(format!("{url}: the log request answered {code}")),
+            });
+        }
+        Ok(resp
+            .bytes_stream()
+            .map(move |b| b.map_err(|e| transport(&url, &e)))
+            .boxed())
+    }
+
     /// Watches a kind after `resource_version`: one item per event, ending when the server
     /// closes the stream.
     pub async fn watch(

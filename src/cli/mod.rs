@@ -11,6 +11,7 @@ pub mod describe;
 pub mod diff;
 pub mod error;
 pub mod get;
+pub mod logs;
 pub mod manifest;
 pub mod merge;
 pub mod output;
@@ -57,7 +58,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the API server (and, later, the controllers).
+    /// Run the API server and the controllers.
     Serve(ServeArgs),
     /// Create or update objects from manifests (three-way merge, all or nothing).
     Apply(apply::ApplyArgs),
@@ -71,6 +72,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Wait for a condition on an object, or for its deletion.
     Wait(wait::WaitArgs),
+    /// Print (or follow) the logs of an application's containers, every replica.
+    Logs(logs::LogsArgs),
     /// Print the CustomResourceDefinitions of every kind (or write them into a directory).
     Crds {
         /// Write one `<kind>.yaml` per kind into this directory instead of printing.
@@ -101,9 +104,6 @@ pub struct ServeArgs {
     /// Docker endpoint the controllers drive.
     #[arg(long, default_value = "unix:///var/run/docker.sock")]
     pub docker: String,
-    /// A label (`key=value`) put on every Docker object the controllers create; repeatable.
-    #[arg(long = "docker-label", value_parser = parse_label)]
-    pub docker_labels: Vec<(String, String)>,
     /// A YAML file of extra tokens: `tokens: [{name, token, role: viewer|admin}]`.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
@@ -125,6 +125,25 @@ pub struct ServeArgs {
     /// How often controllers reconcile every object even without changes (a safety net).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
+    /// Docker network of the default Destination berth creates on the `localhost` Server.
+    #[arg(long, default_value = "berth")]
+    pub default_network: String,
+    /// `KEY=VALUE` label put on every Docker object berth creates and required on every one
+    /// it lists or sweeps (scopes this berth on a shared daemon); repeatable.
+    #[arg(long = "docker-label", value_parser = parse_label)]
+    pub docker_labels: Vec<(String, String)>,
+    /// The only host directory Applications may bind-mount from (none when unset).
+    #[arg(long)]
+    pub host_root: Option<PathBuf>,
+    /// Without a health check, how long a container must run to count as ready.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub app_min_ready: Duration,
+    /// How long new replicas may take to become ready before a rollout fails.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub app_progress_deadline: Duration,
+    /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `proxy`).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_controllers: Vec<String>,
 }
 
 /// Parses `key=value`.
@@ -187,8 +206,18 @@ pub async fn run(cli: Cli) -> ExitCode {
                         resync: args.resync_period,
                         ..Default::default()
                     },
-                    docker,
-                    docker_labels: args.docker_labels.into_iter().collect(),
+                    docker: berth_controllers::server::DockerOptions {
+                        uri: args.docker,
+                        default_network: args.default_network,
+                        scope: args.docker_labels.into_iter().collect(),
+                    },
+                    apps: berth_controllers::application::AppOptions {
+                        min_ready: args.app_min_ready,
+                        progress_deadline: args.app_progress_deadline,
+                        host_root: args.host_root,
+                    },
+                    disabled: args.disable_controllers,
+                    proxy_docker: docker,
                     ..Default::default()
                 },
             };
@@ -229,6 +258,7 @@ async fn client_verb(server: Option<&str>, token: Option<&str>, verb: &Command) 
         Command::Delete(args) => delete::run(&c, args, ns).await,
         Command::Diff(args) => diff::run(&c, args, ns).await,
         Command::Wait(args) => wait::run(&c, args, ns).await,
+        Command::Logs(args) => logs::run(&c, args, ns).await,
         Command::Serve(_) | Command::Crds { .. } | Command::Version | Command::Completion { .. } => {
             Ok(ExitCode::SUCCESS)
         }

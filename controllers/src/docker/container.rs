@@ -49,8 +49,13 @@ pub struct ContainerState {
     pub restart_count: i64,
     /// When it last started (RFC 3339), if ever.
     pub started_at: Option<String>,
+    /// When it last exited (RFC 3339), if ever: with the restart count, what a
+    /// crash-loop backoff is computed from.
+    pub finished_at: Option<String>,
     /// Address on each attached network, by network name.
     pub ips: BTreeMap<String, IpAddr>,
+    /// DNS aliases on each attached network, by network name.
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// Health of a container with a health check.
@@ -165,10 +170,12 @@ impl Docker {
             HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
             _ => None,
         });
-        let ips = c
-            .network_settings
-            .and_then(|n| n.networks)
-            .unwrap_or_default()
+        let networks = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+        let aliases = networks
+            .iter()
+            .map(|(net, ep)| (net.clone(), ep.aliases.clone().unwrap_or_default()))
+            .collect();
+        let ips = networks
             .into_iter()
             .filter_map(|(net, ep)| {
                 let ip = ep.ip_address.filter(|ip| !ip.is_empty())?;
@@ -193,7 +200,9 @@ impl Docker {
             health,
             restart_count: c.restart_count.unwrap_or(0),
             started_at: state.started_at.filter(|s| !never_happened(s)),
+            finished_at: state.finished_at.filter(|s| !never_happened(s)),
             ips,
+            aliases,
         })
     }
 

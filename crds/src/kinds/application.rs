@@ -313,26 +313,30 @@ pub struct ApplicationStatus {
     /// The URLs the application is served at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
-    /// The application's containers; the Proxy routes to those that are `ready`.
+    /// `Pending`, `Progressing`, `Running`, `Degraded`, `Stopped` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The application's containers. The Proxy routes the app's domains to those with
+    /// `ready: true`, and only to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<AppContainer>,
 }
 
-/// One container of an Application, as its controller reports it.
+/// One container of an Application, as the Proxy and users see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppContainer {
-    /// The Docker container name (its DNS name on the destination network).
+    /// The Docker container name (also a DNS name on the destination network).
     pub name: String,
     /// The replica index.
-    #[serde(default)]
     pub replica: u32,
-    /// The hash of the container spec it was created from.
-    #[serde(default)]
+    /// Hash of the effective container configuration it was created from.
     pub config_hash: String,
-    /// Whether it is running and healthy, i.e. may receive traffic.
-    #[serde(default)]
+    /// Whether it should receive traffic: running, healthy, and of the current config.
     pub ready: bool,
+    /// How often berth restarted it after it exited (the crash-loop backoff's count).
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 impl Resource for ApplicationSpec {

@@ -131,7 +131,13 @@ pub struct ServerStatus {
     /// Disk usage of Docker's data root, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_usage_percent: Option<u8>,
-    /// When the server was last probed.
+    /// Bytes Docker accounts for on its data root (images, containers, volumes, cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_disk_usage_bytes: Option<u64>,
+    /// Docker's data directory on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_root_dir: Option<String>,
+    /// When the server was last probed (the heartbeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<DateTime<Utc>>,
 }

@@ -1,0 +1,376 @@
+//! From an Application's spec to the containers it should have: the effective container
+//! config, deterministic names, and the crash-loop backoff.
+//!
+//! # Guarantees
+//! - Pure functions: the same spec, secrets and destination give the same template, hash and
+//!   names on every run and in every process.
+//! - The template hash covers everything that reaches the container (image, command, env
+//!   with resolved secrets, ports, mounts, limits, health check, network), so any change of
+//!   effective config yields new container names: a rolling update.
+//!
+//! # Caveats
+//! - Renaming a [`ContainerSpec`] field changes every hash and rolls every application once.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use berth_crds::kinds::{
+    ApplicationSpec,
+    application::{HealthCheck as AppHealthCheck, Protocol as AppProtocol},
+};
+
+use crate::docker::{
+    ContainerSpec, HealthCheck, Labels, MountSpec, NetworkAttachment, Owner, PortSpec, Probe, Protocol,
+    RestartPolicy, label,
+};
+
+/// Characters of the config hash in container names.
+pub const HASH_LEN: usize = 12;
+/// Longest crash-loop delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why a spec cannot be turned into containers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An env var names a Secret or key that does not exist.
+    #[error("{field}: secret {secret:?} has no key {key:?} (or does not exist)")]
+    MissingSecret {
+        /// The field, e.g. `spec.env[0].secretKeyRef`.
+        field: String,
+        /// The Secret.
+        secret: String,
+        /// The key.
+        key: String,
+    },
+    /// A bind mount outside the configured host root.
+    #[error("{field}: host path {path:?} is outside the allowed host root {root}")]
+    HostPathForbidden {
+        /// The field.
+        field: String,
+        /// The path.
+        path: String,
+        /// The allowed root (`none` when bind mounts are disabled).
+        root: String,
+    },
+    /// The source is not an image (Git builds are another issue).
+    #[error("spec.source: only image sources are supported yet")]
+    UnsupportedSource,
+}
+
+/// What a plan needs besides the spec.
+pub struct Inputs<'a> {
+    /// The owner of the containers.
+    pub owner: &'a Owner,
+    /// Labels put on everything (the scope).
+    pub scope: &'a Labels,
+    /// The destination's Docker network.
+    pub network: &'a str,
+    /// Resolves `(secret, key)` in the app's namespace.
+    pub secret: &'a (dyn Fn(&str, &str) -> Option<String> + Sync),
+    /// Where bind mounts may come from; `None` forbids them.
+    pub host_root: Option<&'a Path>,
+}
+
+/// The container every replica is made from: no name, no replica label.
+pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<ContainerSpec, Error> {
+    let image = spec.source.image.clone().ok_or(Error::UnsupportedSource)?;
+    let mut env = BTreeMap::new();
+    for (i, var) in spec.env.iter().enumerate() {
+        let value = match (&var.value, &var.secret_key_ref) {
+            (Some(v), _) => v.clone(),
+            (None, Some(r)) => (inputs.secret)(&r.name, &r.key).ok_or_else(|| Error::MissingSecret {
+                field: format!("spec.env[{i}].secretKeyRef"),
+                secret: r.name.clone(),
+                key: r.key.clone(),
+            })?,
+            (None, None) => String::new(),
+        };
+        env.insert(var.name.clone(), value);
+    }
+    let mut mounts = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if let Some(name) = &v.name {
+            mounts.push(MountSpec::Volume {
+                name: name.clone(),
+                target: v.mount_path.clone(),
+                read_only: v.read_only,
+            });
+        } else if let Some(path) = &v.host_path {
+            let allowed = inputs
+                .host_root
+                .is_some_and(|root| Path::new(path).starts_with(root) && !path.split('/').any(|s| s == ".."));
+            if !allowed {
+                return Err(Error::HostPathForbidden {
+                    field: format!("spec.volumes[{i}].hostPath"),
+                    path: path.clone(),
+                    root: inputs
+                        .host_root
+                        .map_or("none".to_string(), |r| r.display().to_string()),
+                });
+            }
+            mounts.push(MountSpec::Bind {
+                source: path.clone(),
+                target: v.mount_path.clone(),
+                read_only: v.read_only,
+            });
+        }
+    }
+    let mut labels = inputs.owner.labels();
+    labels.extend(inputs.scope.clone());
+    Ok(ContainerSpec {
+        name: String::new(),
+        image,
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env,
+        labels,
+        // The service alias is added once a container is ready (see the controller), so
+        // that `<name>.<ns>` only resolves to containers that serve.
+        network: Some(NetworkAttachment {
+            name: inputs.network.to_owned(),
+            aliases: Vec::new(),
+        }),
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| PortSpec {
+                container_port: p.container_port,
+                protocol: match p.protocol {
+                    AppProtocol::Tcp => Protocol::Tcp,
+                    AppProtocol::Udp => Protocol::Udp,
+                },
+                host_port: p.host_port,
+                host_ip: None,
+            })
+            .collect(),
+        mounts,
+        cpu_millis: spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.cpus.as_deref())
+            .and_then(cpu_millis),
+        memory_bytes: spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.memory.as_deref())
+            .and_then(bytes),
+        // berth restarts exited containers itself, with a crash-loop backoff.
+        restart_policy: RestartPolicy::No,
+        health_check: spec.health_check.as_ref().map(health_check),
+        stop_timeout_secs: Some(10),
+    })
+}
+
+/// The stable DNS alias of an application on its destination network.
+pub fn alias(namespace: &str, name: &str) -> String {
+    format!("{name}.{namespace}")
+}
+
+/// The short config hash of a template (the one in container names).
+pub fn short_hash(template: &ContainerSpec) -> String {
+    template.config_hash()[..HASH_LEN].to_string()
+}
+
+/// The container of replica `replica` of `template`: named, labelled, aliased.
+pub fn replica(template: &ContainerSpec, hash: &str, replica: u32) -> ContainerSpec {
+    let mut spec = template.clone();
+    let owner_ns = spec.labels.get(label::NAMESPACE).cloned().unwrap_or_default();
+    let owner_name = spec.labels.get(label::NAME).cloned().unwrap_or_default();
+    spec.name = container_name(&owner_ns, &owner_name, hash, replica);
+    spec.labels.insert(label::REPLICA.into(), replica.to_string());
+    spec.labels.insert(APP_HASH.into(), hash.to_owned());
+    if let Some(net) = &mut spec.network {
+        net.aliases.push(spec.name.clone());
+    }
+    spec
+}
+
+/// Label holding the template hash (the adapter's config-hash label holds the full spec's).
+pub const APP_HASH: &str = "dev.berth.app-hash";
+
+/// `<namespace>-<name>-<hash>-<replica>`.
+pub fn container_name(namespace: &str, name: &str, hash: &str, replica: u32) -> String {
+    format!("{namespace}-{name}-{hash}-{replica}")
+}
+
+/// How long to wait before restarting a container that exited after `restarts` quick
+/// restarts: none for the first, then 1 s doubling to [`MAX_BACKOFF`].
+pub fn backoff(restarts: u32) -> Duration {
+    if restarts == 0 {
+        return Duration::ZERO;
+    }
+    let exp = (restarts - 1).min(16);
+    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
+}
+
+fn health_check(hc: &AppHealthCheck) -> HealthCheck {
+    let probe = match &hc.http {
+        Some(http) => Probe::Http {
+            port: http.port,
+            path: http.path.clone(),
+        },
+        None => Probe::Command(hc.command.clone()),
+    };
+    HealthCheck {
+        probe,
+        interval_secs: secs(&hc.interval).unwrap_or(10).max(1),
+        timeout_secs: secs(&hc.timeout).unwrap_or(5).max(1),
+        retries: hc.retries,
+        start_period_secs: secs(&hc.start_period).unwrap_or(0),
+    }
+}
+
+/// Whole seconds of a duration like `500ms`, `10s`, `1m30s`, `2h` (rounded up).
+pub fn secs(text: &str) -> Option<u32> {
+    let mut total_ms: u64 = 0;
+    let mut num = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit_ms = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            _ => return None,
+        };
+        total_ms += n * unit_ms;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    u32::try_from(total_ms.div_ceil(1000)).ok()
+}
+
+fn cpu_millis(text: &str) -> Option<u64> {
+    match text.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => text.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
+    }
+}
+
+fn bytes(text: &str) -> Option<u64> {
+    let units: [(&str, u64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("K", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, mult) in units {
+        if let Some(n) = text.strip_suffix(suffix) {
+            return n.parse::<u64>().ok().map(|n| n * mult);
+        }
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> ApplicationSpec {
+        serde_json::from_value(serde_json::from_str(yaml).unwrap()).unwrap()
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            kind: "Application".into(),
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn template_resolves_secrets_and_changes_hash_with_them() {
+        let s = spec(
+            r#"{"source":{"image":"img:1"},"destination":"default",
+                "env":[{"name":"A","value":"1"},{"name":"P","secretKeyRef":{"name":"s","key":"k"}}]}"#,
+        );
+        let o = owner();
+        let scope = Labels::new();
+        let make = |v: &'static str| {
+            let secret = move |n: &str, k: &str| (n == "s" && k == "k").then(|| v.to_string());
+            let inputs = Inputs {
+                owner: &o,
+                scope: &scope,
+                network: "net",
+                secret: &secret,
+                host_root: None,
+            };
+            template(&s, &inputs).unwrap()
+        };
+        let (a, b) = (make("x"), make("y"));
+        assert_eq!(a.env["P"], "x");
+        assert_ne!(short_hash(&a), short_hash(&b));
+        assert_eq!(short_hash(&a), short_hash(&make("x")));
+        let r = replica(&a, &short_hash(&a), 1);
+        assert_eq!(alias("ns", "web"), "web.ns");
+        assert_eq!(r.name, format!("ns-web-{}-1", short_hash(&a)));
+        assert_eq!(r.network.unwrap().aliases, vec![r.name.clone()]);
+    }
+
+    #[test]
+    fn missing_secret_and_bind_outside_root_are_named() {
+        let s = spec(
+            r#"{"source":{"image":"img:1"},"destination":"d",
+                "env":[{"name":"P","secretKeyRef":{"name":"s","key":"k"}}]}"#,
+        );
+        let o = owner();
+        let scope = Labels::new();
+        let none = |_: &str, _: &str| None;
+        let inputs = Inputs {
+            owner: &o,
+            scope: &scope,
+            network: "n",
+            secret: &none,
+            host_root: None,
+        };
+        let err = template(&s, &inputs).unwrap_err();
+        assert!(err.to_string().starts_with("spec.env[0].secretKeyRef"));
+        let s = spec(
+            r#"{"source":{"image":"img:1"},"destination":"d",
+                "volumes":[{"hostPath":"/etc","mountPath":"/x"}]}"#,
+        );
+        let root = Path::new("/srv/berth");
+        let inputs = Inputs {
+            host_root: Some(root),
+            ..inputs
+        };
+        assert!(matches!(
+            template(&s, &inputs),
+            Err(Error::HostPathForbidden { .. })
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn durations_and_quantities_parse() {
+        assert_eq!(secs("10s"), Some(10));
+        assert_eq!(secs("1m30s"), Some(90));
+        assert_eq!(secs("500ms"), Some(1));
+        assert_eq!(secs("x"), None);
+        assert_eq!(cpu_millis("500m"), Some(500));
+        assert_eq!(cpu_millis("1.5"), Some(1500));
+        assert_eq!(bytes("512Mi"), Some(512 << 20));
+    }
+}
