@@ -253,7 +253,10 @@ async fn rapid_updates_coalesce_and_the_last_reconcile_sees_the_final_spec() {
     .await;
     let runs = run.recording.runs_of("burst").len();
     eprintln!("1000 updates of one object: {runs} reconciles");
-    assert!(runs <= 200, "1000 updates took {runs} reconciles");
+    // Coalescing, not timing: each reconcile takes 50 ms, so the count tracks how long the
+    // 1,000 writes took (~150 on a quiet machine, ~220 seen under a loaded test run). Half
+    // the updates is a bound no load here has come near, and still proves deduplication.
+    assert!(runs <= 500, "1000 updates took {runs} reconciles");
     assert_eq!(run.recording.overlaps.load(Ordering::SeqCst), 0);
     run.stop().await;
 }
