@@ -9,6 +9,8 @@ use std::fmt;
 use berth_crds::{Object, Resource};
 use serde_json::Value;
 
+pub use berth_crds::json::{finalizers, generation, is_deleting, meta_str, name, namespace, uid};
+
 /// The namespace and name of an object; the kind is implied by the cache or queue holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectRef {
@@ -47,52 +49,11 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-/// A string field of `metadata`.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get(field)?.as_str()
-}
-
-/// The object's name ("" when absent).
-pub fn name(obj: &Value) -> &str {
-    meta_str(obj, "name").unwrap_or_default()
-}
-
-/// The object's namespace, if any.
-pub fn namespace(obj: &Value) -> Option<&str> {
-    meta_str(obj, "namespace")
-}
-
-/// The object's uid ("" when absent).
-pub fn uid(obj: &Value) -> &str {
-    meta_str(obj, "uid").unwrap_or_default()
-}
-
 /// The object's resourceVersion as a revision (0 when absent or not a number).
 pub fn resource_version(obj: &Value) -> i64 {
     meta_str(obj, "resourceVersion")
         .and_then(|rv| rv.parse().ok())
         .unwrap_or(0)
-}
-
-/// The object's `metadata.generation` (0 when absent).
-pub fn generation(obj: &Value) -> i64 {
-    obj.pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-}
-
-/// Whether `metadata.deletionTimestamp` is set.
-pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-}
-
-/// The object's finalizers.
-pub fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 /// The `(kind, name, uid)` of every ownerReference.

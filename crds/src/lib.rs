@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod crd;
+pub mod json;
 pub mod kinds;
 pub mod meta;
 pub mod registry;

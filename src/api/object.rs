@@ -6,6 +6,8 @@
 use berth_crds::registry::KindInfo;
 use serde_json::{Map, Value};
 
+pub use berth_crds::json::{finalizers, generation, is_deleting, meta_str, name, namespace, uid};
+
 /// Root of every berth key in the store.
 pub const KEY_ROOT: &str = "/berth/";
 
@@ -53,44 +55,6 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
         Value::Object(m) => m,
         _ => unreachable!("entry was made an object above"),
     }
-}
-
-/// A string field of `metadata`.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get(field)?.as_str()
-}
-
-/// The object's name ("" when absent).
-pub fn name(obj: &Value) -> &str {
-    meta_str(obj, "name").unwrap_or_default()
-}
-
-/// The object's namespace, if any.
-pub fn namespace(obj: &Value) -> Option<&str> {
-    meta_str(obj, "namespace")
-}
-
-/// The object's uid ("" when absent).
-pub fn uid(obj: &Value) -> &str {
-    meta_str(obj, "uid").unwrap_or_default()
-}
-
-/// The object's `metadata.generation` (0 when absent).
-pub fn generation(obj: &Value) -> i64 {
-    obj.pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-}
-
-/// The object's finalizers.
-pub fn finalizers(obj: &Value) -> Vec<String> {
-    string_list(obj.pointer("/metadata/finalizers"))
-}
-
-/// Whether `metadata.deletionTimestamp` is set.
-pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 /// The uids named in `metadata.ownerReferences`.
@@ -141,12 +105,6 @@ pub fn encode(obj: &Value) -> Vec<u8> {
     meta_mut(&mut obj).remove("resourceVersion");
     // Serializing a `Value` cannot fail: its map keys are strings.
     serde_json::to_vec(&obj).unwrap_or_default()
-}
-
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

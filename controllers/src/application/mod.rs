@@ -12,7 +12,8 @@
 //!   under the spec's health check, else running for [`AppOptions::min_ready`]) the status
 //!   lists only the new ones `ready: true`; for apps with domains berth then waits until the
 //!   server's Proxy reports them in `status.backends["<ns>/<name>"]` (no Proxy: no wait);
-//!   then the old ones are removed. New replicas not ready within
+//!   then the old ones are removed. Likewise an app with domains is only Ready once that
+//!   Proxy routes to its containers. New replicas not ready within
 //!   [`AppOptions::progress_deadline`] leave the old ones serving, set
 //!   `Progressing=False reason=HealthCheckFailed` with their last log lines, and record a
 //!   Warning event.
@@ -602,6 +603,18 @@ impl AppReconciler {
             }
             next.containers = containers;
             self.finish(&mut next, generation, &rollout, crash.as_ref(), true);
+            if !self.proxy_serves(&app.spec, &dest.spec.server, &ns, &name, &desired) {
+                // Ready means reachable: for an app with domains, once its route is live.
+                set(
+                    &mut next,
+                    "Ready",
+                    ConditionStatus::False,
+                    "RouteNotLive",
+                    "waiting for the proxy to route the domains to the ready containers",
+                    generation,
+                );
+                soonest(Duration::from_millis(250));
+            }
         } else {
             // Old containers keep serving.
             containers.extend(olds.iter().map(|c| old_entry(c, c.status == "running")));
