@@ -557,7 +557,8 @@ fn image_pull_failure_is_reported_with_the_registry_error() {
     let w = World::start(&[]);
     let yaml = w
         .app("nopull", "default", "")
-        .replace(&w.image, &format!("berth-test/absent-{}:1", w.run));
+        // A registry on a closed loopback port: the pull fails without leaving this machine.
+        .replace(&w.image, &format!("127.0.0.1:9/berth-test/absent-{}:1", w.run));
     w.apply(&yaml);
     let (_, _, message) = w.until("ImagePullFailed", Duration::from_secs(20), || {
         let (status, reason, message) = condition(&w.get("app", "nopull"), "Ready")?;
