@@ -16,6 +16,7 @@
 pub mod application;
 pub mod client;
 pub mod controller;
+pub mod database;
 pub mod destination;
 pub mod docker;
 pub mod docker_triggers;
