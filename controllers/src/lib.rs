@@ -4,7 +4,7 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`], [`server`], [`destination`], [`application`] (Docker events reach them through
+//! [`project`], [`server`], [`destination`], [`application`], [`database`] (Docker events reach them through
 //! [`docker_triggers`]).
 //!
 //! ```ignore
@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod queue;
 pub mod server;
 pub mod status;
+pub mod workload;
 
 use std::time::Duration;
 
@@ -55,7 +56,8 @@ pub struct Options {
     pub docker: server::DockerOptions,
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
-    /// Controllers not to run, by name (`server`, `destination`, `application`, `proxy`).
+    /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
+    /// `proxy`).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
@@ -101,7 +103,15 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
         destination::install(manager, options.controller.clone(), dockers.clone())?;
     }
     if enabled(application::NAME) {
-        application::install(manager, options.controller.clone(), dockers, options.apps.clone())?;
+        application::install(
+            manager,
+            options.controller.clone(),
+            dockers.clone(),
+            options.apps.clone(),
+        )?;
+    }
+    if enabled(database::NAME) {
+        database::install(manager, options.controller.clone(), dockers)?;
     }
     if enabled("proxy") {
         match &options.proxy_docker {

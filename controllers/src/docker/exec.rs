@@ -46,29 +46,36 @@ impl std::fmt::Debug for ExecStream {
 impl ExecStream {
     /// The exit code, once [`ExecStream::output`] has ended; `None` while running.
     pub async fn exit_code(&self) -> Result<Option<i64>> {
-        self.docker.count("exec_inspect");
-        let inspect = self.docker.client.inspect_exec(&self.exec_id).await?;
-        if inspect.running.unwrap_or(false) {
-            return Ok(None);
-        }
-        Ok(inspect.exit_code)
+        self.docker.exec_exit_code(&self.exec_id).await
     }
 }
 
 impl Docker {
     /// Runs `cmd` (exec form) in a running container and collects its output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
-        let mut exec = self.exec_stream(container, cmd).await?;
+        self.exec_with_env(container, cmd, &[]).await
+    }
+
+    /// Runs `cmd` with extra environment variables (`KEY=value`; they stay out of the
+    /// command line) and collects its output.
+    pub async fn exec_with_env(&self, container: &str, cmd: &[&str], env: &[String]) -> Result<ExecOutput> {
+        let ExecStream {
+            mut output, exec_id, ..
+        } = self.start_exec(container, cmd, env).await?;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        while let Some(chunk) = exec.output.next().await {
+        while let Some(chunk) = output.next().await {
             match chunk? {
                 (OutputStream::Stderr, bytes) => stderr.extend_from_slice(&bytes),
                 (_, bytes) => stdout.extend_from_slice(&bytes),
             }
         }
-        let exit_code = exec.exit_code().await?.ok_or_else(|| Error::Decode {
-            message: "exec output ended while the command still runs".to_string(),
-        })?;
+        drop(output);
+        let exit_code = self
+            .exec_exit_code(&exec_id)
+            .await?
+            .ok_or_else(|| Error::Decode {
+                message: "exec output ended while the command still runs".to_string(),
+            })?;
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -76,10 +83,25 @@ impl Docker {
         })
     }
 
+    /// The exit code of exec `exec_id`; `None` while it runs.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        self.count("exec_inspect");
+        let inspect = self.client.inspect_exec(exec_id).await?;
+        if inspect.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(inspect.exit_code)
+    }
+
     /// Starts `cmd` (exec form) in a running container and streams its output.
     pub async fn exec_stream(&self, container: &str, cmd: &[&str]) -> Result<ExecStream> {
+        self.start_exec(container, cmd, &[]).await
+    }
+
+    async fn start_exec(&self, container: &str, cmd: &[&str], env: &[String]) -> Result<ExecStream> {
         let options = CreateExecOptions {
             cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+            env: (!env.is_empty()).then(|| env.to_vec()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
