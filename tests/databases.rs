@@ -177,17 +177,22 @@ struct Client {
     read: fn(&Credentials) -> ExecPlan,
 }
 
-fn flow(engine: DatabaseEngine, image: String, client: Client, delete_policy: &str) {
+/// The whole flow for one engine; `spec` holds extra spec lines (e.g. `deletionPolicy`),
+/// `published` checks `spec.publicPort` once Ready.
+fn flow(
+    engine: DatabaseEngine,
+    image: String,
+    client: Client,
+    spec: &str,
+    published: Option<fn(&Value, &Credentials)>,
+) {
     let w = Db::start();
     let kind = serde_json::to_value(engine).unwrap();
     let kind = kind.as_str().unwrap();
     let name = format!("{kind}db");
     let t0 = Instant::now();
-    w.s.run_stdin(
-        &["apply", "-f", "-"],
-        &w.manifest(&name, kind, &image, delete_policy),
-    )
-    .ok();
+    w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, spec))
+        .ok();
     let db = w.wait_ready(&name, Duration::from_secs(180));
     println!("{kind}: apply -> Ready in {:.1}s", t0.elapsed().as_secs_f64());
 
@@ -237,6 +242,17 @@ fn flow(engine: DatabaseEngine, image: String, client: Client, delete_policy: &s
         assert!(!text.contains(&creds.password), "the password leaked into {what}");
     }
 
+    if let Some(check) = published {
+        check(&db, &creds);
+    }
+
+    // The engine is immutable.
+    let other = if kind == "redis" { "keydb" } else { "redis" };
+    let out =
+        w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, other, &image, spec));
+    assert!(!out.status.success(), "changing the engine must be rejected");
+    assert!(out.err().contains("spec.engine"), "{}", out.err());
+
     // Data written with the engine's client.
     let container = db["status"]["container"].as_str().unwrap().to_string();
     exec(&container, &(client.write)(&creds, "berth-42"), None);
@@ -253,7 +269,7 @@ fn flow(engine: DatabaseEngine, image: String, client: Client, delete_policy: &s
 
     // A config change rolls the container on the same volume.
     let before = w.container_id(&container).unwrap();
-    let extra = format!("{delete_policy}  env:\n  - name: BERTH_TEST_REVISION\n    value: \"2\"\n");
+    let extra = format!("{spec}  env:\n  - name: BERTH_TEST_REVISION\n    value: \"2\"\n");
     w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, &extra))
         .ok();
     w.wait_ready(&name, Duration::from_secs(120));
@@ -289,7 +305,7 @@ fn flow(engine: DatabaseEngine, image: String, client: Client, delete_policy: &s
         .ok();
     assert!(w.container_id(&container).is_none(), "container removed");
     let kept = w.volume_exists(&volume);
-    if delete_policy.is_empty() {
+    if !spec.contains("deletionPolicy: Delete") {
         assert!(kept, "default policy keeps the volume");
     } else {
         assert!(!kept, "deletionPolicy: Delete removes the volume");
@@ -338,7 +354,7 @@ fn postgresql_end_to_end() {
             )
         },
     };
-    flow(DatabaseEngine::Postgresql, image, client, "");
+    flow(DatabaseEngine::Postgresql, image, client, "", None);
 }
 
 #[test]
@@ -372,7 +388,7 @@ fn mariadb_end_to_end() {
             )
         },
     };
-    flow(DatabaseEngine::Mariadb, image, client, "");
+    flow(DatabaseEngine::Mariadb, image, client, "", None);
 }
 
 #[test]
@@ -394,5 +410,40 @@ fn redis_end_to_end() {
             )
         },
     };
-    flow(DatabaseEngine::Redis, image, client, "  deletionPolicy: Delete\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    PUBLIC_PORT.store(port, std::sync::atomic::Ordering::Relaxed);
+    let spec = format!("  deletionPolicy: Delete\n  publicPort: {port}\n");
+    flow(
+        DatabaseEngine::Redis,
+        image,
+        client,
+        &spec,
+        Some(|db, creds| {
+            // Published on the host: AUTH and PING answered through the public port.
+            use std::io::{Read, Write};
+            let port = PUBLIC_PORT.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(
+                db.pointer("/status/publicEndpoint").and_then(Value::as_str),
+                Some(format!("localhost:{port}").as_str())
+            );
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            write!(conn, "AUTH {}\r\nPING\r\n", creds.password).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while !String::from_utf8_lossy(&got).contains("+PONG") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n+PONG\r\n");
+        }),
+    );
 }
+
+/// The host port the redis test publishes on (read by its `published` check).
+static PUBLIC_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);

@@ -25,6 +25,11 @@
 //! - Docker events are followed on the `localhost` endpoint only; databases on other
 //!   servers are repaired at resync.
 //! - Containers of Databases deleted while their finalizer was forced away are not swept.
+//! - Deleting the generated Secret of an initialised database generates a new password the
+//!   engine does not know (engines read credentials only when initialising their data
+//!   directory); keep the Secret, or restore its old value.
+//! - A Ready database is probed again only on a change, a Docker event or the resync: an
+//!   engine that hangs without exiting shows as Ready until then.
 
 pub mod credentials;
 pub mod engine;
