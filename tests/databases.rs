@@ -51,6 +51,16 @@ impl Db {
             &format!("apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: {p}\nspec: {{}}\n"),
         )
         .ok();
+        // berth creates the default Destination at start: wait for it to exist, then be Ready.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.run(&["get", "destination", "default"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "no default destination\n{}",
+                s.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         s.run(&[
             "wait",
             "destination/default",
@@ -447,3 +457,51 @@ fn redis_end_to_end() {
 
 /// The host port the redis test publishes on (read by its `published` check).
 static PUBLIC_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+#[test]
+fn a_foreign_container_with_the_name_is_left_alone() {
+    let w = Db::start();
+    let image = w.rt.block_on(common::images::busybox_httpd(&w.run.docker));
+    let container = format!("{}-squatter", w.ns);
+    let out = Command::new("docker")
+        .args(["run", "-d", "--name", &container, "--label"])
+        .arg(format!("dev.berth.run={}", w.run.id))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let foreign = w.container_id(&container).unwrap();
+    w.s.run_stdin(
+        &["apply", "-f", "-"],
+        &w.manifest("squatter", "redis", &image, ""),
+    )
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let db = w.get("database", "squatter");
+        let reason = db
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .map(|c| (c["reason"].clone(), c["message"].clone()));
+        if let Some((r, m)) = reason
+            && r == "ContainerConflict"
+        {
+            assert!(m.as_str().unwrap().contains(&container), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ContainerConflict: {db:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        w.container_id(&container),
+        Some(foreign),
+        "the foreign container is untouched"
+    );
+    // Deleting the Database leaves it alone too (it carries no berth labels).
+    w.s.run(&["delete", "database", "squatter", "-n", &w.ns, "--wait"])
+        .ok();
+    assert!(w.container_id(&container).is_some());
+}

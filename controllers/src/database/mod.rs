@@ -15,7 +15,9 @@
 //! - Any change of effective config ([`plan`]) stops the container cleanly (30 s), removes
 //!   it and starts a new one on the same volume: data survives.
 //! - Drift: Docker events of the container trigger a reconcile; a stopped or killed
-//!   container is started, a removed one recreated, one replaced by hand replaced.
+//!   container is started, a removed one recreated, one replaced by hand replaced. A
+//!   container of that name that is not a berth Database container is never touched: the
+//!   Database reports `ContainerConflict`.
 //! - Deletion (finalizer `berth.dev/database`) stops and removes the container and keeps the
 //!   volume unless `deletionPolicy: Delete`; the generated Secret goes with its owner.
 //!
@@ -52,7 +54,7 @@ use tracing::Instrument;
 use crate::{
     client::{self, Client},
     controller::{Action, Controller, ControllerConfig, Reconciler},
-    docker::{self, Docker, Labels, Owner, label},
+    docker::{self, ContainerState, Docker, Labels, Owner, label},
     docker_triggers,
     events::Recorder,
     finalizer::{self, Event},
@@ -382,6 +384,19 @@ impl DatabaseReconciler {
             Err(e) => return Err(e.into()),
         };
         if let Some(s) = &state
+            && !self.manages(s)
+        {
+            let b = Blocked {
+                reason: "ContainerConflict",
+                message: format!(
+                    "a container named {} exists and is not a berth Database container; \
+                     remove or rename it",
+                    want.name
+                ),
+            };
+            return self.block(obj, &mut next, generation, b).await;
+        }
+        if let Some(s) = &state
             && (s.labels.get(label::CONFIG_HASH) != Some(&hash)
                 || s.labels.get(label::UID) != Some(&owner.uid))
         {
@@ -518,6 +533,15 @@ impl DatabaseReconciler {
         );
         self.write(obj, &next).await?;
         Ok(Action::requeue(Duration::from_millis(500)))
+    }
+
+    /// Whether `c` is a Database container of this berth (managed, kind, scope): only those
+    /// are ever replaced.
+    fn manages(&self, c: &ContainerState) -> bool {
+        let is = |k: &str, v: &str| c.labels.get(k).map(String::as_str) == Some(v);
+        is(label::MANAGED, "true")
+            && is(label::KIND, "Database")
+            && self.dockers.options.scope.iter().all(|(k, v)| is(k, v))
     }
 
     /// Runs the engine's readiness probe in `container`.
