@@ -13,7 +13,9 @@
 //!   own probe (`pg_isready`, `mariadb-admin ping`, `redis-cli ping`, ...) passed through
 //!   `docker exec`.
 //! - Any change of effective config ([`plan`]) stops the container cleanly (30 s), removes
-//!   it and starts a new one on the same volume: data survives.
+//!   it and starts a new one on the same volume: data survives. The new image is pulled
+//!   before the old container stops: an image that cannot be pulled leaves it running
+//!   (`Progressing=False reason=ImagePullFailed`).
 //! - Drift: Docker events of the container trigger a reconcile; a stopped or killed
 //!   container is started, a removed one recreated, one replaced by hand replaced. A
 //!   container of that name that is not a berth Database container is never touched: the
@@ -396,10 +398,38 @@ impl DatabaseReconciler {
             };
             return self.block(obj, &mut next, generation, b).await;
         }
-        if let Some(s) = &state
-            && (s.labels.get(label::CONFIG_HASH) != Some(&hash)
-                || s.labels.get(label::UID) != Some(&owner.uid))
-        {
+        let replace = state.as_ref().is_some_and(|s| {
+            s.labels.get(label::CONFIG_HASH) != Some(&hash) || s.labels.get(label::UID) != Some(&owner.uid)
+        });
+        // The image first: one that cannot be pulled never takes the running engine down.
+        if state.is_none() || replace {
+            if let Err(e) = workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image).await
+            {
+                if let workload::Error::ImagePull { .. } = e {
+                    let message = e.to_string();
+                    if replace {
+                        let kept = format!("{message}; the running container is kept");
+                        set(
+                            &mut next,
+                            "Progressing",
+                            ConditionStatus::False,
+                            "ImagePullFailed",
+                            &kept,
+                            generation,
+                        );
+                        self.write(obj, &next).await?;
+                    } else {
+                        let b = Blocked {
+                            reason: "ImagePullFailed",
+                            message,
+                        };
+                        self.block(obj, &mut next, generation, b).await?;
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+        if replace {
             tracing::info!(container = %want.name, "config changed: restarting the database on its volume");
             workload::record(
                 &self.recorder,
@@ -415,18 +445,6 @@ impl DatabaseReconciler {
         }
         let state = match state {
             None => {
-                if let Err(e) =
-                    workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image).await
-                {
-                    if let workload::Error::ImagePull { .. } = e {
-                        let b = Blocked {
-                            reason: "ImagePullFailed",
-                            message: e.to_string(),
-                        };
-                        self.block(obj, &mut next, generation, b).await?;
-                    }
-                    return Err(e.into());
-                }
                 docker
                     .ensure_volume(
                         &plan::volume_name(spec, &ns, &name),
