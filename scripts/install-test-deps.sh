@@ -4,6 +4,9 @@ set -euo pipefail
 
 need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# etcd-client's protos import Google's well-known types (descriptor.proto...), which
+# Debian ships in libprotobuf-dev, only a Recommends of protobuf-compiler.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need_apt+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
