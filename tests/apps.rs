@@ -431,14 +431,19 @@ fn destinations_isolate_and_aliases_resolve() {
     }
     for d in [&da, &db] {
         w.s.run(&["delete", "destination", d]).ok();
-        w.s.run(&[
+        let waited = w.s.run(&[
             "wait",
             &format!("destination/{d}"),
             "--for=delete",
             "--timeout",
             "30s",
-        ])
-        .ok();
+        ]);
+        assert!(
+            waited.status.success(),
+            "{}\nserver log:\n{}",
+            waited.err(),
+            w.s.log_tail()
+        );
     }
     assert!(
         w.rt.block_on(w.docker.inspect_network(&a)).is_err(),
