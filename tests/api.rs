@@ -85,6 +85,7 @@ both_backends!(
     status_subresource,
     validation,
     admission,
+    host_paths,
     dry_run,
     finalizers,
     owner_cascade,
@@ -599,6 +600,71 @@ async fn validation(f: Fixture) {
 
 // ---------------------------------------------------------------------------------------
 // 4. Admission
+
+async fn host_paths(f: Fixture) {
+    let (_server, c) = f.start(&["--host-root", "/srv/berth-root"]);
+    let ns = namespace(&c, "hp").await;
+    let apps = collection(Some(&ns), "applications");
+    let with_volumes = |name: &str, volumes: Value| {
+        let mut a = app(&ns, name);
+        a["spec"]["volumes"] = volumes;
+        a
+    };
+    let good = c
+        .create(
+            &apps,
+            &with_volumes(
+                "good",
+                json!([{"hostPath": "/srv/berth-root/data", "mountPath": "/data"}]),
+            ),
+        )
+        .await;
+
+    // Every offending volume is named; nothing is stored.
+    let refused = c
+        .post(
+            &apps,
+            &with_volumes(
+                "bad",
+                json!([
+                    {"hostPath": "/etc", "mountPath": "/a"},
+                    {"name": "cache", "mountPath": "/b"},
+                    {"hostPath": "/srv/berth-rootx", "mountPath": "/c"},
+                ]),
+            ),
+        )
+        .await;
+    assert_status(&refused, 422, "Invalid", Some("spec.volumes[0].hostPath"));
+    assert_status(&refused, 422, "Invalid", Some("spec.volumes[2].hostPath"));
+    assert_eq!(
+        refused.1["details"]["causes"].as_array().unwrap().len(),
+        2,
+        "{}",
+        refused.1
+    );
+    assert!(
+        refused.1["message"].as_str().unwrap().contains("/srv/berth-root"),
+        "{}",
+        refused.1
+    );
+    assert_eq!(c.names(&apps).await, ["good"]);
+
+    // An update that moves a mount outside the root is refused and changes nothing...
+    let at = object(Some(&ns), "applications", "good");
+    let moved = json!({"spec": {"volumes": [{"hostPath": "/var/run/docker.sock", "mountPath": "/s"}]}});
+    assert_status(
+        &c.patch(&at, &moved).await,
+        422,
+        "Invalid",
+        Some("spec.volumes[0].hostPath"),
+    );
+    assert_eq!(c.get(&at).await.1["spec"], good["spec"]);
+    // ...and one that leaves the volumes alone passes.
+    let (code, labelled) = c
+        .patch(&at, &json!({"metadata": {"labels": {"tier": "web"}}}))
+        .await;
+    assert_eq!(code, 200, "{labelled}");
+}
 
 async fn admission(f: Fixture) {
     let (_server, c) = f.start(&[]);

@@ -136,7 +136,8 @@ pub struct ServeArgs {
     /// it lists or sweeps (scopes this berth on a shared daemon); repeatable.
     #[arg(long = "docker-label", value_parser = parse_label)]
     pub docker_labels: Vec<(String, String)>,
-    /// The only host directory Applications may bind-mount from (none when unset).
+    /// The only host directory Applications may bind-mount from (none when unset): other
+    /// host paths are refused at admission, naming the field.
     #[arg(long)]
     pub host_root: Option<PathBuf>,
     /// Without a health check, how long a container must run to count as ready.
@@ -205,6 +206,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 listen: args.listen,
                 tokens_file: args.tokens_file,
                 limits,
+                admission: crate::api::admission::Policy {
+                    host_root: args.host_root.clone(),
+                },
                 controllers: berth_controllers::Options {
                     controller: berth_controllers::ControllerConfig {
                         workers: args.controller_workers.max(1),
