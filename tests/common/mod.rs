@@ -6,4 +6,5 @@ pub mod docker_run;
 pub mod etcd;
 pub mod http;
 pub mod images;
+pub mod registry;
 pub mod server;

@@ -29,9 +29,12 @@
 //! # Caveats
 //! - Docker events are followed on the `localhost` endpoint only; apps on other servers are
 //!   repaired at resync.
-//! - Image pulls run inside the reconcile: a slow pull holds one worker.
+//! - Image pulls run inside the reconcile: a slow pull holds one worker. Its progress is
+//!   the `Progressing` condition's message (`PullingImage`), refreshed every
+//!   [`PULL_PROGRESS_EVERY`]; `status.imageDigest` records the registry digest.
 
 pub mod plan;
+pub mod pull;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -72,6 +75,8 @@ pub const FINALIZER: &str = "berth.dev/application";
 pub const SECRET_INDEX: &str = "secrets";
 /// The Application informer's index of `spec.destination`.
 pub const DESTINATION_INDEX: &str = "destination";
+/// How often a running pull's progress is written to status.
+pub const PULL_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Tunables of the Application controller.
 #[derive(Debug, Clone)]
@@ -327,6 +332,7 @@ impl AppReconciler {
                     format!("{scheme}://{}{}", d.host, d.path.as_deref().unwrap_or(""))
                 })
                 .collect(),
+            image_digest: old.image_digest.clone(),
             ..ApplicationStatus::default()
         };
         let blocked = |next: &mut ApplicationStatus, reason: &str, message: &str| {
@@ -448,7 +454,11 @@ impl AppReconciler {
             }
             match &r.state {
                 None => {
-                    if let Err(e) = self.create(&docker, obj, &r.spec).await {
+                    let created = self.create(&docker, obj, &r.spec, &next).await;
+                    if let Ok(digest) = &created {
+                        next.image_digest = digest.clone();
+                    }
+                    if let Err(e) = created {
                         if matches!(e, Error::ImagePull { .. }) {
                             // The registry's words in status; the error retries with backoff.
                             set(
@@ -818,28 +828,23 @@ impl AppReconciler {
         })
     }
 
-    async fn create(&self, docker: &Docker, obj: &Value, spec: &ContainerSpec) -> Result<(), Error> {
-        match docker.inspect_image(&spec.image).await {
-            Ok(_) => {}
+    /// Creates and starts one container, pulling its image first when it is absent.
+    /// Returns the image's registry digest (`repo@sha256:...`), if it has one.
+    async fn create(
+        &self,
+        docker: &Docker,
+        obj: &Value,
+        spec: &ContainerSpec,
+        next: &ApplicationStatus,
+    ) -> Result<Option<String>, Error> {
+        let image = match docker.inspect_image(&spec.image).await {
+            Ok(image) => image,
             Err(e) if e.is_not_found() => {
-                self.normal(obj, "Pulling", &format!("pulling image {}", spec.image))
-                    .await;
-                let mut pull = docker.pull_image(&spec.image);
-                while let Some(p) = pull.next().await {
-                    if let Err(e) = p {
-                        let message = e.to_string();
-                        self.warn(obj, "ImagePullFailed", &message).await;
-                        return Err(Error::ImagePull {
-                            image: spec.image.clone(),
-                            message,
-                        });
-                    }
-                }
-                self.normal(obj, "Pulled", &format!("pulled image {}", spec.image))
-                    .await;
+                self.pull(docker, obj, &spec.image, next).await?;
+                docker.inspect_image(&spec.image).await?
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         for m in &spec.mounts {
             if let docker::MountSpec::Volume { name, .. } = m {
                 let mut labels = spec.labels.clone();
@@ -857,6 +862,63 @@ impl AppReconciler {
         }
         docker.start_container(&spec.name).await?;
         tracing::info!(container = %spec.name, "container started");
+        Ok(image.repo_digests.into_iter().next())
+    }
+
+    /// Pulls `image`, with its progress in the `Progressing` condition (at most every
+    /// [`PULL_PROGRESS_EVERY`]) and events at the start and the end.
+    async fn pull(
+        &self,
+        docker: &Docker,
+        obj: &Value,
+        image: &str,
+        next: &ApplicationStatus,
+    ) -> Result<(), Error> {
+        self.normal(obj, "Pulling", &format!("pulling image {image}"))
+            .await;
+        let started = tokio::time::Instant::now();
+        let mut last_report = started;
+        let mut meter = pull::PullMeter::default();
+        let mut stream = docker.pull_image(image);
+        while let Some(p) = stream.next().await {
+            let p = match p {
+                Ok(p) => p,
+                Err(e) => {
+                    let message = e.to_string();
+                    self.warn(obj, "ImagePullFailed", &message).await;
+                    return Err(Error::ImagePull {
+                        image: image.to_owned(),
+                        message,
+                    });
+                }
+            };
+            meter.observe(&p);
+            if last_report.elapsed() >= PULL_PROGRESS_EVERY {
+                last_report = tokio::time::Instant::now();
+                let mut progress = next.clone();
+                let message = format!("pulling image {image}: {}", meter.summary());
+                let generation = object::generation(obj);
+                set(
+                    &mut progress,
+                    "Progressing",
+                    ConditionStatus::True,
+                    "PullingImage",
+                    &message,
+                    generation,
+                );
+                // Progress is informative: a failed write is logged and the pull goes on.
+                if let Err(e) = self.write(obj, &progress).await {
+                    tracing::warn!(error = %e, "cannot report pull progress");
+                }
+            }
+        }
+        let digest = meter.digest().map_or(String::new(), |d| format!(", digest {d}"));
+        let message = format!(
+            "pulled image {image} in {:.1}s ({}{digest})",
+            started.elapsed().as_secs_f64(),
+            meter.summary()
+        );
+        self.normal(obj, "Pulled", &message).await;
         Ok(())
     }
 
