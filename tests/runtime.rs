@@ -640,6 +640,8 @@ struct Finalizing {
     client: Arc<dyn Client>,
     applied: Arc<AtomicUsize>,
     cleaned: Arc<AtomicUsize>,
+    /// How many cleanups answer "not finished yet" before one finishes.
+    hold: usize,
 }
 
 #[async_trait::async_trait]
@@ -653,8 +655,14 @@ impl Reconciler for Finalizing {
             obj,
             |ev| async move {
                 match ev {
-                    finalizer::Event::Apply(_) => self.applied.fetch_add(1, Ordering::SeqCst),
-                    finalizer::Event::Cleanup(_) => self.cleaned.fetch_add(1, Ordering::SeqCst),
+                    finalizer::Event::Apply(_) => {
+                        self.applied.fetch_add(1, Ordering::SeqCst);
+                    }
+                    finalizer::Event::Cleanup(_) => {
+                        if self.cleaned.fetch_add(1, Ordering::SeqCst) < self.hold {
+                            return Ok(Action::cleanup_pending(Duration::from_millis(300)));
+                        }
+                    }
                 };
                 Ok(Action::await_change())
             },
@@ -674,6 +682,7 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
         client: manager.client_for("fin"),
         applied: Arc::new(AtomicUsize::new(0)),
         cleaned: Arc::new(AtomicUsize::new(0)),
+        hold: 2,
     };
     let (applied, cleaned) = (f.applied.clone(), f.cleaned.clone());
     manager.add(Controller::new("fin", informer), f);
@@ -690,8 +699,18 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
         .delete(kind("Project"), None, "fin", &Default::default())
         .await
         .unwrap();
+    wait_for("a pending cleanup", Duration::from_secs(10), || {
+        cleaned.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let held = env.api.get(kind("Project"), None, "fin").await.unwrap();
+    assert_eq!(
+        object::finalizers(&held),
+        ["berth.dev/test-cleanup"],
+        "a pending cleanup keeps the finalizer"
+    );
     wait_for("cleanup", Duration::from_secs(10), || {
-        cleaned.load(Ordering::SeqCst) == 1
+        cleaned.load(Ordering::SeqCst) == 3
     })
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -37,6 +37,7 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Action {
     requeue_after: Option<Duration>,
+    cleanup_pending: bool,
 }
 
 impl Action {
@@ -44,12 +45,31 @@ impl Action {
     pub fn requeue(d: Duration) -> Self {
         Self {
             requeue_after: Some(d),
+            cleanup_pending: false,
+        }
+    }
+
+    /// From a finalizer's cleanup: not finished yet (e.g. waiting for something else to
+    /// let go), look again after `d`. The finalizer stays; this is a wait, not an error,
+    /// so the per-key backoff does not grow.
+    pub fn cleanup_pending(d: Duration) -> Self {
+        Self {
+            requeue_after: Some(d),
+            cleanup_pending: true,
         }
     }
 
     /// Run again only when something changes (or at the periodic resync).
     pub fn await_change() -> Self {
-        Self { requeue_after: None }
+        Self {
+            requeue_after: None,
+            cleanup_pending: false,
+        }
+    }
+
+    /// Whether a cleanup asked to keep its finalizer for now ([`Action::cleanup_pending`]).
+    pub fn is_cleanup_pending(&self) -> bool {
+        self.cleanup_pending
     }
 
     /// The requested delay, if any.

@@ -4,9 +4,9 @@
 //! - The network exists (created with the `dev.berth.*` owner labels and the scope labels)
 //!   while the Destination does; status has `networkId` and `Ready`.
 //! - Deletion (finalizer `berth.dev/destination`) removes the network once no container is
-//!   attached to it any more; until then it retries with backoff, and whenever an
-//!   Application on it changes or goes away. A network that never
-//!   existed, or a server that is gone, does not block deletion.
+//!   attached to it any more; until then it checks again every [`IN_USE_RECHECK`] (a wait,
+//!   not a failure: no growing backoff), and whenever an Application on it changes or goes
+//!   away. A network that never existed, or a server that is gone, does not block deletion.
 //!
 //! # Caveats
 //! - A network that exists under the name but was not created by berth is used as is and
@@ -34,6 +34,12 @@ use crate::{
 pub const NAME: &str = "destination";
 /// The finalizer that removes the network.
 pub const FINALIZER: &str = "berth.dev/destination";
+/// How often a Destination being deleted looks again at a network that is still in use.
+///
+/// Docker may report "active endpoints" for a moment after the last container went away,
+/// and containers of other tools may hold the network for a while: neither is an error
+/// that should grow the retry delay to minutes.
+pub const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A failed Destination reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -177,13 +183,21 @@ impl DestinationReconciler {
         };
         let network = &dest.spec.network;
         match d.inspect_network(network).await {
-            Ok(info) if !info.containers.is_empty() => Err(Error::InUse {
-                network: network.clone(),
-                count: info.containers.len(),
-            }),
+            Ok(info) if !info.containers.is_empty() => {
+                let busy = Error::InUse {
+                    network: network.clone(),
+                    count: info.containers.len(),
+                };
+                tracing::info!(error = %busy, "waiting for the network to be free");
+                Ok(Action::cleanup_pending(IN_USE_RECHECK))
+            }
             Ok(_) => match d.remove_network(network).await {
                 Ok(()) => Ok(Action::await_change()),
                 Err(e) if e.is_not_found() => Ok(Action::await_change()),
+                Err(e) if e.to_string().contains("active endpoints") => {
+                    tracing::info!(error = %e, "network still has endpoints; waiting");
+                    Ok(Action::cleanup_pending(IN_USE_RECHECK))
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) if e.is_not_found() => Ok(Action::await_change()),

@@ -2,7 +2,8 @@
 //!
 //! [`finalizer`] sorts an object into kube-runtime's four cases:
 //! 1. finalizer present, not deleting: [`Event::Apply`];
-//! 2. finalizer present, deleting: [`Event::Cleanup`], then the finalizer is removed;
+//! 2. finalizer present, deleting: [`Event::Cleanup`], then the finalizer is removed —
+//!    unless the cleanup answered [`Action::cleanup_pending`], which keeps it and looks again;
 //! 3. finalizer absent, not deleting: the finalizer is added first (before anything external
 //!    is created), and the resulting change triggers case 1;
 //! 4. finalizer absent, deleting: nothing to do.
@@ -80,6 +81,9 @@ where
             let action = reconcile(Event::Cleanup(obj))
                 .await
                 .map_err(Error::CleanupFailed)?;
+            if action.is_cleanup_pending() {
+                return Ok(action);
+            }
             let rest: Vec<String> = finalizers.into_iter().filter(|f| f != name).collect();
             let rest = if rest.is_empty() { Value::Null } else { json!(rest) };
             let patch = json!({"metadata": {"resourceVersion": rv, "finalizers": rest}});

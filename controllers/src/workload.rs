@@ -4,7 +4,8 @@
 //!
 //! # Guarantees
 //! - [`ensure_image`] pulls only when the daemon lacks the image, and reports the pull as
-//!   `Pulling`/`Pulled` events, or `ImagePullFailed` with the daemon's words.
+//!   `Pulling`/`Pulled` events (with [`PullMeter`]'s summary and the digest), or
+//!   `ImagePullFailed` with the daemon's words.
 //! - [`remove`] and [`create_and_start`] are idempotent: a container already gone, already
 //!   created or already running is not an error.
 //!
@@ -15,7 +16,10 @@ use berth_crds::{kinds::event::EventType, registry::KindInfo};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::docker::{self, ContainerSpec, Docker, LogOptions};
+use std::{future::Future, time::Duration};
+
+use crate::application::pull::PullMeter;
+use crate::docker::{self, ContainerSpec, Docker, ImageInfo, LogOptions};
 use crate::events::Recorder;
 
 /// A failure to get a container running.
@@ -48,57 +52,77 @@ pub async fn record(
     }
 }
 
-/// Pulls `image` unless the daemon has it, with events on `obj`.
-pub async fn ensure_image(
+/// How often [`ensure_image`] reports pull progress.
+pub const PULL_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The image, pulled first unless the daemon has it: events `Pulling` and `Pulled` (with the
+/// time taken, layers, bytes and digest) or `ImagePullFailed` on `obj`, and `progress` called
+/// with a one-line summary at most every [`PULL_PROGRESS_EVERY`] while it pulls.
+pub async fn ensure_image<F, Fut>(
     docker: &Docker,
     recorder: &Recorder,
     kind: &KindInfo,
     obj: &Value,
     image: &str,
-) -> Result<(), Error> {
+    mut progress: F,
+) -> Result<ImageInfo, Error>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     match docker.inspect_image(image).await {
-        Ok(_) => return Ok(()),
+        Ok(info) => return Ok(info),
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
     }
+    let normal = EventType::Normal;
     record(
         recorder,
         kind,
         obj,
-        EventType::Normal,
+        normal,
         "Pulling",
         &format!("pulling image {image}"),
     )
     .await;
-    let mut pull = docker.pull_image(image);
-    while let Some(p) = pull.next().await {
-        if let Err(e) = p {
-            let message = e.to_string();
-            record(
-                recorder,
-                kind,
-                obj,
-                EventType::Warning,
-                "ImagePullFailed",
-                &message,
-            )
-            .await;
-            return Err(Error::ImagePull {
-                image: image.to_owned(),
-                message,
-            });
+    let started = tokio::time::Instant::now();
+    let mut last_report = started;
+    let mut meter = PullMeter::default();
+    let mut stream = docker.pull_image(image);
+    while let Some(p) = stream.next().await {
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => {
+                let message = e.to_string();
+                record(
+                    recorder,
+                    kind,
+                    obj,
+                    EventType::Warning,
+                    "ImagePullFailed",
+                    &message,
+                )
+                .await;
+                return Err(Error::ImagePull {
+                    image: image.to_owned(),
+                    message,
+                });
+            }
+        };
+        meter.observe(&p);
+        if last_report.elapsed() >= PULL_PROGRESS_EVERY {
+            last_report = tokio::time::Instant::now();
+            progress(format!("pulling image {image}: {}", meter.summary())).await;
         }
     }
-    record(
-        recorder,
-        kind,
-        obj,
-        EventType::Normal,
-        "Pulled",
-        &format!("pulled image {image}"),
-    )
-    .await;
-    Ok(())
+    let digest = meter.digest().map_or(String::new(), |d| format!(", digest {d}"));
+    let message = format!(
+        "pulled image {image} in {:.1}s ({}{digest})",
+        started.elapsed().as_secs_f64(),
+        meter.summary()
+    );
+    record(recorder, kind, obj, normal, "Pulled", &message).await;
+    Ok(docker.inspect_image(image).await?)
 }
 
 /// Creates `spec` (adopting a container of that name created earlier) and starts it.

@@ -407,9 +407,38 @@ pub fn absolute_path(s: &str) -> RuleResult {
     Ok(())
 }
 
+/// A bind-mount source allowed by the server's host root: `path` lies under `root`
+/// (whole path segments, no `..`). Without a root, bind mounts are disabled.
+pub fn host_path_under(path: &str, root: Option<&std::path::Path>) -> RuleResult {
+    absolute_path(path)?;
+    let forbidden = |message: String| Err((FieldErrorKind::Forbidden, message));
+    match root {
+        None => forbidden(format!(
+            "{path:?}: bind mounts are disabled on this server (it was started without --host-root)"
+        )),
+        Some(root) if std::path::Path::new(path).starts_with(root) => Ok(()),
+        Some(root) => forbidden(format!(
+            "{path:?} is outside the server's host root {:?}",
+            root.display().to_string()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_paths_must_lie_under_the_root() {
+        let root = Some(std::path::Path::new("/srv/berth"));
+        assert!(host_path_under("/srv/berth", root).is_ok());
+        assert!(host_path_under("/srv/berth/app/data", root).is_ok());
+        for bad in ["/srv/berthx", "/srv", "/etc", "/srv/berth/../etc", "srv/berth/a"] {
+            assert!(host_path_under(bad, root).is_err(), "{bad} should be refused");
+        }
+        let off = host_path_under("/srv/berth/a", None).map_err(|e| e.1);
+        assert!(off.is_err_and(|m| m.contains("--host-root")));
+    }
 
     #[test]
     fn dns1123_label_rules() {

@@ -5,8 +5,20 @@
 //! - Creating a Project creates its `<project>-production` Environment (display name
 //!   `production`), owned by the Project; that Environment cannot be deleted while its
 //!   Project exists, but its display name can change.
+//! - An Application's bind mounts (`spec.volumes[].hostPath`) lie under the server's
+//!   [`Policy::host_root`]; every offending volume is named in one `Invalid` answer.
+//!
+//! # Caveats
+//! - Host paths are checked when they are written: an update that leaves `spec.volumes`
+//!   as it was passes even if the host root changed since (so that finalizers and labels
+//!   can still be written); the Application controller checks again before it mounts.
 
-use berth_crds::{registry::KindInfo, validation::FieldErrorKind};
+use std::path::PathBuf;
+
+use berth_crds::{
+    registry::KindInfo,
+    validation::{FieldError, FieldErrorKind, ValidationErrors, check},
+};
 use serde_json::{Value, json};
 
 use super::{
@@ -19,6 +31,45 @@ use super::{
 pub const PRODUCTION_SUFFIX: &str = "-production";
 /// Longest project name whose production environment name is still a DNS-1123 label.
 pub const MAX_PROJECT_NAME: usize = 63 - PRODUCTION_SUFFIX.len();
+
+/// This server's admission settings.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The only host directory Applications may bind-mount from; `None` disables bind mounts.
+    pub host_root: Option<PathBuf>,
+}
+
+/// Checks what a spec asks of the host against [`Policy`]; `old` is the stored object on
+/// updates (unchanged host paths are not checked again).
+pub fn admit_spec(policy: &Policy, info: &KindInfo, old: Option<&Value>, obj: &Value) -> Result<()> {
+    if info.kind != "Application" {
+        return Ok(());
+    }
+    let volumes = obj.pointer("/spec/volumes");
+    if old.is_some_and(|old| old.pointer("/spec/volumes") == volumes) {
+        return Ok(());
+    }
+    let mut errors = Vec::new();
+    for (i, v) in volumes
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(path) = v.get("hostPath").and_then(Value::as_str) {
+            let rule = berth_crds::rules::host_path_under(path, policy.host_root.as_deref());
+            check(&mut errors, format!("spec.volumes[{i}].hostPath"), rule);
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        kind: info.kind.into(),
+        name: object::name(obj).into(),
+        errors: ValidationErrors(errors),
+    })
+}
 
 /// Checks a create against the objects it depends on.
 pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()> {
@@ -139,7 +190,7 @@ fn field_error(info: &KindInfo, obj: &Value, field: &str, message: &str) -> Erro
     Error::Invalid {
         kind: info.kind.into(),
         name: object::name(obj).into(),
-        errors: berth_crds::validation::ValidationErrors(vec![berth_crds::validation::FieldError {
+        errors: ValidationErrors(vec![FieldError {
             field: field.into(),
             kind: FieldErrorKind::Invalid,
             message: message.into(),

@@ -66,6 +66,7 @@ pub struct List {
 #[derive(Clone)]
 pub struct Api {
     store: Arc<dyn Store>,
+    policy: Arc<admission::Policy>,
 }
 
 impl std::fmt::Debug for Api {
@@ -83,7 +84,15 @@ struct Current {
 impl Api {
     /// An API layer over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self::with_policy(store, admission::Policy::default())
+    }
+
+    /// An API layer over `store` that admits what `policy` allows.
+    pub fn with_policy(store: Arc<dyn Store>, policy: admission::Policy) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+        }
     }
 
     /// The underlying store (for watch and health checks).
@@ -152,6 +161,7 @@ impl Api {
             }
         }
         let mut obj = validated(info, obj)?;
+        admission::admit_spec(&self.policy, info, None, &obj)?;
         admission::admit_create(self, info, &obj).await?;
         let meta = object::meta_mut(&mut obj);
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -391,6 +401,7 @@ impl Api {
         let mut obj = validated(info, obj)?;
         info.validate_update(old, &obj)
             .map_err(|errors| invalid(info, &obj, errors))?;
+        admission::admit_spec(&self.policy, info, Some(old), &obj)?;
         if object::is_deleting(old) {
             let before = object::finalizers(old);
             if let Some(added) = object::finalizers(&obj).into_iter().find(|f| !before.contains(f)) {

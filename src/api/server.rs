@@ -41,6 +41,8 @@ pub struct Limits {
     pub bookmark_interval: Duration,
     /// How long a watch may wait for a slow client before it is dropped.
     pub slow_watcher_timeout: Duration,
+    /// Events queued per watch before a send waits on the client.
+    pub watch_queue: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
@@ -52,6 +54,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             bookmark_interval: Duration::from_secs(10),
             slow_watcher_timeout: Duration::from_secs(10),
+            watch_queue: crate::api::watch::DEFAULT_QUEUE,
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -442,6 +445,7 @@ async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Bod
         labels: q.labels.clone(),
         fields: q.fields.clone(),
         slow_timeout: state.limits.slow_watcher_timeout,
+        queue: state.limits.watch_queue,
     };
     let info = t.info;
     let events = match state.api.watch(info, t.namespace.as_deref(), params).await {

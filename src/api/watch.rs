@@ -43,8 +43,8 @@ use super::{
     selector::{FieldSelector, LabelSelector},
 };
 
-/// Events queued per watch before the client counts as slow.
-const QUEUE: usize = 1024;
+/// Events queued per watch before the client counts as slow, unless [`WatchParams`] says.
+pub const DEFAULT_QUEUE: usize = 1024;
 
 /// A Kubernetes watch event: `{"type": ..., "object": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,6 +94,9 @@ pub struct WatchParams {
     pub fields: FieldSelector,
     /// How long a full queue may wait for the client before the watch is dropped.
     pub slow_timeout: Duration,
+    /// Events queued for the client (beyond what the connection buffers) before a send
+    /// has to wait; `0` means [`DEFAULT_QUEUE`].
+    pub queue: usize,
 }
 
 /// A running watch: a stream of events ending with an error when it cannot go on.
@@ -165,7 +168,11 @@ impl Api {
             .await
             .map_err(|e| Error::from_store(e, info.plural, ""))?;
         let initial_count = initial.len();
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(if params.queue == 0 {
+            DEFAULT_QUEUE
+        } else {
+            params.queue
+        });
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = dropped.clone();
         let slow_timeout = params.slow_timeout;

@@ -59,7 +59,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the API server and the controllers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update objects from manifests (three-way merge, all or nothing).
     Apply(apply::ApplyArgs),
     /// List objects, or show some, as a table, YAML, JSON or names; `-w` follows changes.
@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// How long a watch may wait for a slow client before the server drops it.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub slow_watcher_timeout: Duration,
+    /// Events queued per watch (beyond the connection's buffers; 0 means the default)
+    /// before the slow-watcher timeout starts to count.
+    #[arg(long, default_value_t = crate::api::watch::DEFAULT_QUEUE)]
+    pub watch_queue: usize,
     /// Interval between watch bookmarks.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub bookmark_interval: Duration,
@@ -132,7 +136,8 @@ pub struct ServeArgs {
     /// it lists or sweeps (scopes this berth on a shared daemon); repeatable.
     #[arg(long = "docker-label", value_parser = parse_label)]
     pub docker_labels: Vec<(String, String)>,
-    /// The only host directory Applications may bind-mount from (none when unset).
+    /// The only host directory Applications may bind-mount from (none when unset): other
+    /// host paths are refused at admission, naming the field.
     #[arg(long)]
     pub host_root: Option<PathBuf>,
     /// Without a health check, how long a container must run to count as ready.
@@ -187,6 +192,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 bookmark_interval: args.bookmark_interval,
                 request_timeout: args.request_timeout,
                 slow_watcher_timeout: args.slow_watcher_timeout,
+                watch_queue: args.watch_queue,
                 ..Limits::default()
             };
             let docker = match berth_controllers::docker::Docker::connect(&args.docker).await {
@@ -201,6 +207,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 listen: args.listen,
                 tokens_file: args.tokens_file,
                 limits,
+                admission: crate::api::admission::Policy {
+                    host_root: args.host_root.clone(),
+                },
                 controllers: berth_controllers::Options {
                     controller: berth_controllers::ControllerConfig {
                         workers: args.controller_workers.max(1),

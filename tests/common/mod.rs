@@ -7,4 +7,5 @@ pub mod docker_run;
 pub mod etcd;
 pub mod http;
 pub mod images;
+pub mod registry;
 pub mod server;

@@ -29,9 +29,12 @@
 //! # Caveats
 //! - Docker events are followed on the `localhost` endpoint only; apps on other servers are
 //!   repaired at resync.
-//! - Image pulls run inside the reconcile: a slow pull holds one worker.
+//! - Image pulls run inside the reconcile: a slow pull holds one worker. Its progress is
+//!   the `Progressing` condition's message (`PullingImage`), refreshed every
+//!   [`workload::PULL_PROGRESS_EVERY`]; `status.imageDigest` records the registry digest.
 
 pub mod plan;
+pub mod pull;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -321,6 +324,7 @@ impl AppReconciler {
                     format!("{scheme}://{}{}", d.host, d.path.as_deref().unwrap_or(""))
                 })
                 .collect(),
+            image_digest: old.image_digest.clone(),
             ..ApplicationStatus::default()
         };
         let blocked = |next: &mut ApplicationStatus, reason: &str, message: &str| {
@@ -442,7 +446,11 @@ impl AppReconciler {
             }
             match &r.state {
                 None => {
-                    if let Err(e) = self.create(&docker, obj, &r.spec).await {
+                    let created = self.create(&docker, obj, &r.spec, &next).await;
+                    if let Ok(digest) = &created {
+                        next.image_digest = digest.clone();
+                    }
+                    if let Err(e) = created {
                         if matches!(e, Error::Workload(workload::Error::ImagePull { .. })) {
                             // The registry's words in status; the error retries with backoff.
                             set(
@@ -812,8 +820,33 @@ impl AppReconciler {
         })
     }
 
-    async fn create(&self, docker: &Docker, obj: &Value, spec: &ContainerSpec) -> Result<(), Error> {
-        workload::ensure_image(docker, &self.recorder, self.kind, obj, &spec.image).await?;
+    /// Creates and starts one container, pulling its image first when it is absent.
+    /// Returns the image's registry digest (`repo@sha256:...`), if it has one.
+    async fn create(
+        &self,
+        docker: &Docker,
+        obj: &Value,
+        spec: &ContainerSpec,
+        next: &ApplicationStatus,
+    ) -> Result<Option<String>, Error> {
+        let generation = object::generation(obj);
+        let progress = move |message: String| async move {
+            let mut progress = next.clone();
+            set(
+                &mut progress,
+                "Progressing",
+                ConditionStatus::True,
+                "PullingImage",
+                &message,
+                generation,
+            );
+            // Progress is informative: a failed write is logged and the pull goes on.
+            if let Err(e) = self.write(obj, &progress).await {
+                tracing::warn!(error = %e, "cannot report pull progress");
+            }
+        };
+        let image =
+            workload::ensure_image(docker, &self.recorder, self.kind, obj, &spec.image, progress).await?;
         for m in &spec.mounts {
             if let docker::MountSpec::Volume { name, .. } = m {
                 let mut labels = spec.labels.clone();
@@ -823,7 +856,7 @@ impl AppReconciler {
             }
         }
         workload::create_and_start(docker, spec).await?;
-        Ok(())
+        Ok(image.repo_digests.into_iter().next())
     }
 
     async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {

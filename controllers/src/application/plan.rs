@@ -83,10 +83,7 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
                 read_only: v.read_only,
             });
         } else if let Some(path) = &v.host_path {
-            let allowed = inputs
-                .host_root
-                .is_some_and(|root| Path::new(path).starts_with(root) && !path.split('/').any(|s| s == ".."));
-            if !allowed {
+            if berth_crds::rules::host_path_under(path, inputs.host_root).is_err() {
                 return Err(Error::HostPathForbidden {
                     field: format!("spec.volumes[{i}].hostPath"),
                     path: path.clone(),

@@ -402,9 +402,31 @@ impl DatabaseReconciler {
             s.labels.get(label::CONFIG_HASH) != Some(&hash) || s.labels.get(label::UID) != Some(&owner.uid)
         });
         // The image first: one that cannot be pulled never takes the running engine down.
-        if (state.is_none() || replace)
-            && let Err(e) = workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image).await
-        {
+        let pulled = if state.is_none() || replace {
+            let progress = |message: String| {
+                let mut progress = next.clone();
+                set(
+                    &mut progress,
+                    "Progressing",
+                    ConditionStatus::True,
+                    "PullingImage",
+                    &message,
+                    generation,
+                );
+                async move {
+                    // Informative: a failed write is logged and the pull goes on.
+                    if let Err(e) = self.write(obj, &progress).await {
+                        tracing::warn!(error = %e, "cannot report pull progress");
+                    }
+                }
+            };
+            workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image, progress)
+                .await
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = pulled {
             if let workload::Error::ImagePull { .. } = e {
                 let message = e.to_string();
                 if replace {

@@ -301,6 +301,10 @@ pub struct ApplicationStatus {
     /// The image actually running (built tag or resolved digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The registry digest of the image (`repo@sha256:...`), recorded when containers are
+    /// created; absent for images that never came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// The Git commit built, for `git` sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
