@@ -565,7 +565,12 @@ async fn the_project_controller_at_rest_makes_no_writes_between_resyncs() {
             ..ControllerConfig::default()
         },
         // The Docker-driving controllers have their own rest-cost checks (tests/apps.rs).
-        disabled: vec!["server".into(), "destination".into(), "application".into()],
+        disabled: vec![
+            "server".into(),
+            "destination".into(),
+            "application".into(),
+            "database".into(),
+        ],
         ..Default::default()
     };
     berth_controllers::install(&mut manager, &options).unwrap();
