@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use berth_crds::registry::KindInfo;
 use futures::{Stream, StreamExt, stream::BoxStream};
 use reqwest::{Method, StatusCode, Url};
@@ -22,6 +23,19 @@ use crate::config;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a non-watch request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often a GET is retried after its connection broke.
+const GET_RETRIES: usize = 2;
+
+/// How one attempt of a request failed.
+#[derive(Debug, thiserror::Error)]
+enum Sent {
+    /// The request or its answer did not get through.
+    #[error("{0}")]
+    Broken(reqwest::Error),
+    /// The server answered with an error, or the answer made no sense.
+    #[error("{0}")]
+    Answered(Error),
+}
 
 /// Where the server is and who we are, after resolving flags, environment and config file.
 #[derive(Debug, Clone)]
@@ -129,22 +143,47 @@ impl Client {
         url
     }
 
+    /// Sends one request. A GET whose connection broke mid-request (e.g. a pooled
+    /// connection the server had just closed) is retried twice; writes are not, since
+    /// the server may have acted on them.
     async fn send(&self, method: Method, url: Url, body: Option<(&str, &Value)>) -> Result<Value> {
+        let retries = if method == Method::GET { GET_RETRIES } else { 0 };
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_times(retries);
+        (|| self.send_once(method.clone(), &url, body))
+            .retry(policy)
+            .when(|e| matches!(e, Sent::Broken(e) if !e.is_timeout() && !e.is_connect()))
+            .notify(|e, after| tracing::debug!(error = %e, ?after, "request failed; retrying"))
+            .await
+            .map_err(|e| match e {
+                Sent::Broken(e) => transport(&url, &e),
+                Sent::Answered(e) => e,
+            })
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<(&str, &Value)>,
+    ) -> std::result::Result<Value, Sent> {
         let mut req = self
             .http
             .request(method, url.clone())
             .timeout(REQUEST_TIMEOUT)
             .bearer_auth(&self.token);
         if let Some((content_type, body)) = body {
-            let bytes = serde_json::to_vec(body).map_err(|e| Error::Transport(e.to_string()))?;
+            let bytes =
+                serde_json::to_vec(body).map_err(|e| Sent::Answered(Error::Transport(e.to_string())))?;
             req = req
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(bytes);
         }
-        let resp = req.send().await.map_err(|e| transport(&url, &e))?;
+        let resp = req.send().await.map_err(Sent::Broken)?;
         let code = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| transport(&url, &e))?;
-        decode(code, &bytes)
+        let bytes = resp.bytes().await.map_err(Sent::Broken)?;
+        decode(code, &bytes).map_err(Sent::Answered)
     }
 
     /// Reads one object.
@@ -362,7 +401,11 @@ fn transport(url: &Url, e: &reqwest::Error) -> Error {
     } else if e.is_timeout() {
         Error::Transport(format!("the berth server at {origin} did not answer in time"))
     } else {
-        Error::Transport(format!("request to {origin} failed: {e}"))
+        // reqwest's own message ("error sending request") hides the cause: add the chain.
+        let chain: Vec<String> = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        Error::Transport(format!("request to {origin} failed: {}", chain.join(": ")))
     }
 }
 
@@ -425,5 +468,63 @@ mod tests {
         assert_eq!(err.to_string(), "applications \"x\" not found");
         let err = decode(StatusCode::BAD_GATEWAY, b"oops").unwrap_err();
         assert_eq!(err.to_string(), "the server answered 502 Bad Gateway: oops");
+    }
+
+    /// A server that drops the first `drops` connections after reading their request,
+    /// then answers `{}` to every request; returns its URL and a count of connections.
+    async fn flaky_server(drops: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                if n >= drops {
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn client(server: String) -> Client {
+        Client::new(&Resolved {
+            server,
+            token: String::new(),
+            namespace: None,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_get_whose_connection_broke_is_retried() {
+        let (url, seen) = flaky_server(2).await;
+        let app = berth_crds::lookup("app").unwrap();
+        let got = client(url).get(app, Some("p-production"), "web").await.unwrap();
+        assert_eq!(got, serde_json::json!({}));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_connection_broke_is_not_retried_and_says_why() {
+        let (url, seen) = flaky_server(1).await;
+        let app = berth_crds::lookup("app").unwrap();
+        let err = client(url)
+            .create(app, Some("p-production"), &serde_json::json!({}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The cause, not only reqwest's "error sending request".
+        let message = err.to_string();
+        assert!(
+            message.contains("error sending request") && message.matches(": ").count() >= 2,
+            "{message}"
+        );
     }
 }
