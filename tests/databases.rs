@@ -516,8 +516,10 @@ fn a_foreign_container_with_the_name_is_left_alone() {
     let image = w.rt.block_on(common::images::busybox_httpd(&w.run.docker));
     let container = format!("{}-squatter", w.ns);
     let out = Command::new("docker")
-        .args(["run", "-d", "--name", &container, "--label"])
-        .arg(format!("dev.berth.run={}", w.run.id))
+        // The run's labels (so the run's cleanup removes it), none of berth's owner labels.
+        .args(["run", "-d", "--name", &container])
+        .args(["--label", &format!("dev.berth.run={}", w.run.id)])
+        .args(["--label", "dev.berth.managed=true"])
         .arg(&image)
         .output()
         .unwrap();
