@@ -4,6 +4,8 @@
 pub mod conformance;
 pub mod docker_run;
 pub mod etcd;
+pub mod files;
 pub mod http;
 pub mod images;
+pub mod seaweedfs;
 pub mod server;

@@ -52,6 +52,11 @@ impl BerthServer {
         s
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The server's scratch directory (data dir of the embedded store lives in it).
     pub fn dir(&self) -> &Path {
         self.dir.path()
