@@ -30,6 +30,9 @@ use common::{
 };
 use serde_json::Value;
 
+/// Finished backups in a storage: paths and sizes.
+type Listing = Vec<(String, u64)>;
+
 static RUN_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A test's world. Fields drop in order: berth first, then Docker objects, then SeaweedFS.
@@ -279,7 +282,7 @@ spec: {{engine: postgresql, destination: default, credentialsSecretRef: db-creds
     }
 
     /// Finished backups in both storages: (local files, S3 objects).
-    fn stored(&self) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    fn stored(&self) -> (Listing, Listing) {
         let local = self.rt.block_on(self.local().list("")).unwrap();
         let s3 = self.rt.block_on(self.s3().list("")).unwrap();
         (local, s3)

@@ -92,7 +92,7 @@ impl Opener {
                 .servers
                 .get(&ObjectRef::cluster(&local.server))
                 .and_then(|s| object::typed::<ServerSpec>(&s).ok());
-            if !server.is_some_and(|s| s.spec.localhost.is_some()) {
+            if server.is_none_or(|s| s.spec.localhost.is_none()) {
                 return Err(Error::NotLocal {
                     storage: name.to_owned(),
                     server: local.server.clone(),
