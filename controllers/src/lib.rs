@@ -4,8 +4,9 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`], [`server`], [`destination`], [`application`], [`backup_storage`], [`backup_schedule`], [`backup`] and
-//! [`restore`] (Docker events reach them through [`docker_triggers`]).
+//! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
+//! [`backup_schedule`], [`backup`] and [`restore`] (Docker events reach them through
+//! [`docker_triggers`]).
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -36,6 +37,7 @@ pub mod queue;
 pub mod restore;
 pub mod server;
 pub mod status;
+pub mod workload;
 
 use std::time::Duration;
 
@@ -59,8 +61,8 @@ pub struct Options {
     pub docker: server::DockerOptions,
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
-    /// Controllers not to run, by name (`server`, `destination`, `application`, `proxy`,
-    /// `backup` — the last one disables storages, schedules, backups and restores).
+    /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
+    /// `proxy`, `backup` — the last one disables storages, schedules, backups and restores).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
@@ -112,6 +114,9 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
             dockers.clone(),
             options.apps.clone(),
         )?;
+    }
+    if enabled(database::NAME) {
+        database::install(manager, options.controller.clone(), dockers.clone())?;
     }
     if enabled(backup::NAME) {
         backup_storage::install(manager, options.controller.clone(), dockers.clone())?;

@@ -180,6 +180,30 @@ impl Dockers {
         self.connect(&uri).await
     }
 
+    /// The connection for cleaning up after `obj` (an object with `spec.destination`): its
+    /// destination's server, or `localhost` when the destination or the server is gone.
+    pub async fn for_cleanup(&self, destinations: &Informer, obj: &Value) -> Result<Docker, Error> {
+        let server = obj
+            .pointer("/spec/destination")
+            .and_then(Value::as_str)
+            .and_then(|d| destinations.get(&ObjectRef::cluster(d)))
+            .and_then(|d| {
+                d.pointer("/spec/server")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        if let Some(s) = server {
+            match self.for_server(&s).await {
+                Err(Error::NotFound(_)) => {}
+                other => return other,
+            }
+        }
+        self.local().await.map_err(|source| Error::Unreachable {
+            name: "localhost".to_owned(),
+            source,
+        })
+    }
+
     /// The scope labels plus `labels`.
     pub fn scoped(&self, mut labels: Labels) -> Labels {
         labels.extend(self.options.scope.clone());

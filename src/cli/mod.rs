@@ -146,8 +146,8 @@ pub struct ServeArgs {
     /// How long new replicas may take to become ready before a rollout fails.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub app_progress_deadline: Duration,
-    /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `proxy`,
-    /// `backup`).
+    /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `database`,
+    /// `proxy`, `backup`).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
 }

@@ -77,13 +77,13 @@ ENTRYPOINT ["/usr/local/bin/traefik"]
 "#;
 
 /// A file of a build context.
-struct Entry {
-    path: &'static str,
-    mode: u32,
-    source: Source,
+pub(crate) struct Entry {
+    pub(crate) path: &'static str,
+    pub(crate) mode: u32,
+    pub(crate) source: Source,
 }
 
-enum Source {
+pub(crate) enum Source {
     Text(&'static str),
     File(PathBuf),
 }
@@ -240,7 +240,7 @@ pub async fn pebble(docker: &Docker) -> String {
 }
 
 /// Builds `berth-test/<name>:<hash of entries>` unless it exists.
-async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> String {
+pub(crate) async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> String {
     let hash = tokio::task::spawn_blocking({
         let sources: Vec<_> = entries
             .iter()
@@ -251,8 +251,14 @@ async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> Strin
     .await
     .expect("hashing task");
     let tag = format!("berth-test/{name}:{}", &hash[..16]);
-    if exists(docker, &tag).await {
-        return tag;
+    build_tagged(docker, name, &tag, entries).await;
+    tag
+}
+
+/// Builds `tag` from `entries` (a build context) unless an image has that tag.
+pub(crate) async fn build_tagged(docker: &Docker, name: &str, tag: &str, entries: Vec<Entry>) {
+    if exists(docker, tag).await {
+        return;
     }
 
     // One builder at a time per image within this process. Test processes running
@@ -260,8 +266,8 @@ async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> Strin
     // succeeded, and both builds have the same content.
     static BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let guard = BUILDS.lock().await;
-    if exists(docker, &tag).await {
-        return tag;
+    if exists(docker, tag).await {
+        return;
     }
 
     let started = Instant::now();
@@ -273,7 +279,7 @@ async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> Strin
         labels,
         ..Default::default()
     };
-    let mut build = docker.build_image(&tag, chunks(context), &options);
+    let mut build = docker.build_image(tag, chunks(context), &options);
     let mut log = Vec::new();
     let mut built = false;
     while let Some(event) = build.next().await {
@@ -286,10 +292,9 @@ async fn ensure_image(docker: &Docker, name: &str, entries: Vec<Entry>) -> Strin
     assert!(built, "building {tag} produced no image\n{}", log.join("\n"));
     eprintln!("built {tag} in {:.1}s", started.elapsed().as_secs_f64());
     drop(guard);
-    tag
 }
 
-async fn exists(docker: &Docker, tag: &str) -> bool {
+pub(crate) async fn exists(docker: &Docker, tag: &str) -> bool {
     match docker.inspect_image(tag).await {
         Ok(_) => true,
         Err(Error::NotFound { .. }) => false,

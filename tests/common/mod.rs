@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod conformance;
+pub mod db_images;
 pub mod docker_run;
 pub mod etcd;
 pub mod files;

@@ -45,7 +45,6 @@ use berth_crds::{
     registry::KindInfo,
 };
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -53,7 +52,7 @@ use tracing::Instrument;
 use crate::{
     client::Client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
-    docker::{self, ContainerSpec, ContainerState, Docker, Health, Labels, LogOptions, Owner, label},
+    docker::{self, ContainerSpec, ContainerState, Docker, Health, Labels, Owner, label},
     docker_triggers,
     events::Recorder,
     finalizer::{self, Event},
@@ -61,7 +60,7 @@ use crate::{
     manager::Manager,
     object::{self, ObjectRef},
     server::{self, Dockers},
-    status,
+    status, workload,
 };
 
 /// The controller's name (metrics, logs).
@@ -113,13 +112,8 @@ pub enum Error {
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
     /// The image could not be pulled (retried with backoff).
-    #[error("image {image}: {message}")]
-    ImagePull {
-        /// The image.
-        image: String,
-        /// The registry's or daemon's error.
-        message: String,
-    },
+    #[error(transparent)]
+    Workload(#[from] workload::Error),
     /// The status could not be written.
     #[error(transparent)]
     Status(#[from] status::Error),
@@ -443,13 +437,13 @@ impl AppReconciler {
                     || s.labels.get(label::UID) != Some(&owner.uid))
             {
                 tracing::info!(container = %r.spec.name, "container differs from its spec; replacing");
-                remove(&docker, &r.spec.name).await?;
+                workload::remove(&docker, &r.spec.name).await?;
                 r.state = None;
             }
             match &r.state {
                 None => {
                     if let Err(e) = self.create(&docker, obj, &r.spec).await {
-                        if matches!(e, Error::ImagePull { .. }) {
+                        if matches!(e, Error::Workload(workload::Error::ImagePull { .. })) {
                             // The registry's words in status; the error retries with backoff.
                             set(
                                 &mut next,
@@ -597,7 +591,7 @@ impl AppReconciler {
                 }
                 for c in &olds {
                     tracing::info!(container = %c.name, "removing old container");
-                    remove(&docker, &c.id).await?;
+                    workload::remove(&docker, &c.id).await?;
                 }
                 containers.retain(|c| desired.contains(&c.name.as_str()));
             }
@@ -623,7 +617,7 @@ impl AppReconciler {
             if crash.is_none() && (failed_before || deadline_passed) {
                 let culprit = replicas.iter().find(|r| !r.ready).map(|r| r.spec.name.clone());
                 let logs = match &culprit {
-                    Some(c) => last_logs(&docker, c, 10).await,
+                    Some(c) => workload::last_logs(&docker, c, 10).await,
                     None => String::new(),
                 };
                 let message = format!(
@@ -679,7 +673,7 @@ impl AppReconciler {
             } else {
                 self.finish(&mut next, generation, &rollout, crash.as_ref(), false);
                 if let Some((c, n)) = &crash {
-                    let logs = last_logs(&docker, c, 10).await;
+                    let logs = workload::last_logs(&docker, c, 10).await;
                     let message = format!("{c} keeps exiting ({n} restarts); last log lines:\n{logs}");
                     set(
                         &mut next,
@@ -819,27 +813,7 @@ impl AppReconciler {
     }
 
     async fn create(&self, docker: &Docker, obj: &Value, spec: &ContainerSpec) -> Result<(), Error> {
-        match docker.inspect_image(&spec.image).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {
-                self.normal(obj, "Pulling", &format!("pulling image {}", spec.image))
-                    .await;
-                let mut pull = docker.pull_image(&spec.image);
-                while let Some(p) = pull.next().await {
-                    if let Err(e) = p {
-                        let message = e.to_string();
-                        self.warn(obj, "ImagePullFailed", &message).await;
-                        return Err(Error::ImagePull {
-                            image: spec.image.clone(),
-                            message,
-                        });
-                    }
-                }
-                self.normal(obj, "Pulled", &format!("pulled image {}", spec.image))
-                    .await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+        workload::ensure_image(docker, &self.recorder, self.kind, obj, &spec.image).await?;
         for m in &spec.mounts {
             if let docker::MountSpec::Volume { name, .. } = m {
                 let mut labels = spec.labels.clone();
@@ -848,42 +822,18 @@ impl AppReconciler {
                 docker.ensure_volume(name, &labels).await?;
             }
         }
-        match docker.create_container(spec).await {
-            Ok(_) => {}
-            Err(docker::Error::Conflict { message }) => {
-                tracing::info!(container = %spec.name, %message, "container already created");
-            }
-            Err(e) => return Err(e.into()),
-        }
-        docker.start_container(&spec.name).await?;
-        tracing::info!(container = %spec.name, "container started");
+        workload::create_and_start(docker, spec).await?;
         Ok(())
     }
 
     async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {
         let name = object::name(obj).to_owned();
         let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        let dest_server = obj
-            .pointer("/spec/destination")
-            .and_then(Value::as_str)
-            .and_then(|d| self.destinations.get(&ObjectRef::cluster(d)))
-            .and_then(|d| {
-                d.pointer("/spec/server")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-        let docker = match dest_server {
-            Some(s) => match self.dockers.for_server(&s).await {
-                Ok(d) => d,
-                Err(server::Error::NotFound(_)) => self.dockers.local().await?,
-                Err(e) => return Err(e.into()),
-            },
-            None => self.dockers.local().await?,
-        };
+        let docker = self.dockers.for_cleanup(&self.destinations, obj).await?;
         let selector = self.owner_selector(&ns, &name);
         for c in docker.list_containers(&selector).await? {
             tracing::info!(container = %c.name, "removing container");
-            remove(&docker, &c.id).await?;
+            workload::remove(&docker, &c.id).await?;
         }
         if obj.pointer("/spec/deleteVolumes").and_then(Value::as_bool) == Some(true) {
             for v in docker.list_volumes(&selector).await? {
@@ -903,23 +853,15 @@ impl AppReconciler {
     }
 
     async fn warn(&self, obj: &Value, reason: &str, message: &str) {
-        if let Err(e) = self
-            .recorder
-            .publish(self.kind, obj, EventType::Warning, reason, message)
-            .await
-        {
-            tracing::warn!(error = %e, reason, "cannot record event");
-        }
-    }
-
-    async fn normal(&self, obj: &Value, reason: &str, message: &str) {
-        if let Err(e) = self
-            .recorder
-            .publish(self.kind, obj, EventType::Normal, reason, message)
-            .await
-        {
-            tracing::warn!(error = %e, reason, "cannot record event");
-        }
+        workload::record(
+            &self.recorder,
+            self.kind,
+            obj,
+            EventType::Warning,
+            reason,
+            message,
+        )
+        .await;
     }
 }
 
@@ -935,34 +877,6 @@ fn old_entry(c: &docker::ContainerSummary, ready: bool) -> AppContainer {
         ready,
         restarts: 0,
     }
-}
-
-async fn remove(docker: &Docker, container: &str) -> Result<(), docker::Error> {
-    match docker.remove_container(container).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-async fn last_logs(docker: &Docker, container: &str, n: usize) -> String {
-    let options = LogOptions {
-        tail: Some(n),
-        since: None,
-        follow: false,
-    };
-    let mut lines = Vec::new();
-    let mut stream = docker.logs(container, &options);
-    while let Some(line) = stream.next().await {
-        match line {
-            Ok(l) => lines.push(l.line),
-            Err(e) => {
-                tracing::debug!(error = %e, container, "cannot read logs");
-                break;
-            }
-        }
-    }
-    lines.join("\n")
 }
 
 fn set(

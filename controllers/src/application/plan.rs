@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use berth_crds::kinds::{
     ApplicationSpec,
-    application::{HealthCheck as AppHealthCheck, Protocol as AppProtocol},
+    application::{EnvVar, HealthCheck as AppHealthCheck, Protocol as AppProtocol, ResourceLimits},
 };
 
 use crate::docker::{
@@ -73,19 +73,7 @@ pub struct Inputs<'a> {
 /// The container every replica is made from: no name, no replica label.
 pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<ContainerSpec, Error> {
     let image = spec.source.image.clone().ok_or(Error::UnsupportedSource)?;
-    let mut env = BTreeMap::new();
-    for (i, var) in spec.env.iter().enumerate() {
-        let value = match (&var.value, &var.secret_key_ref) {
-            (Some(v), _) => v.clone(),
-            (None, Some(r)) => (inputs.secret)(&r.name, &r.key).ok_or_else(|| Error::MissingSecret {
-                field: format!("spec.env[{i}].secretKeyRef"),
-                secret: r.name.clone(),
-                key: r.key.clone(),
-            })?,
-            (None, None) => String::new(),
-        };
-        env.insert(var.name.clone(), value);
-    }
+    let env = env(&spec.env, inputs.secret)?;
     let mut mounts = Vec::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         if let Some(name) = &v.name {
@@ -143,16 +131,8 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
             })
             .collect(),
         mounts,
-        cpu_millis: spec
-            .resources
-            .as_ref()
-            .and_then(|r| r.cpus.as_deref())
-            .and_then(cpu_millis),
-        memory_bytes: spec
-            .resources
-            .as_ref()
-            .and_then(|r| r.memory.as_deref())
-            .and_then(bytes),
+        cpu_millis: limits(spec.resources.as_ref()).0,
+        memory_bytes: limits(spec.resources.as_ref()).1,
         // berth restarts exited containers itself, with a crash-loop backoff.
         restart_policy: RestartPolicy::No,
         health_check: spec.health_check.as_ref().map(health_check),
@@ -247,6 +227,35 @@ pub fn secs(text: &str) -> Option<u32> {
         return None;
     }
     u32::try_from(total_ms.div_ceil(1000)).ok()
+}
+
+/// `spec.env` with secret references resolved through `secret`.
+pub fn env(
+    vars: &[EnvVar],
+    secret: &(dyn Fn(&str, &str) -> Option<String> + Sync),
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut env = BTreeMap::new();
+    for (i, var) in vars.iter().enumerate() {
+        let value = match (&var.value, &var.secret_key_ref) {
+            (Some(v), _) => v.clone(),
+            (None, Some(r)) => secret(&r.name, &r.key).ok_or_else(|| Error::MissingSecret {
+                field: format!("spec.env[{i}].secretKeyRef"),
+                secret: r.name.clone(),
+                key: r.key.clone(),
+            })?,
+            (None, None) => String::new(),
+        };
+        env.insert(var.name.clone(), value);
+    }
+    Ok(env)
+}
+
+/// `spec.resources` as Docker limits: (CPU in thousandths, memory in bytes).
+pub fn limits(resources: Option<&ResourceLimits>) -> (Option<u64>, Option<u64>) {
+    (
+        resources.and_then(|r| r.cpus.as_deref()).and_then(cpu_millis),
+        resources.and_then(|r| r.memory.as_deref()).and_then(bytes),
+    )
 }
 
 fn cpu_millis(text: &str) -> Option<u64> {

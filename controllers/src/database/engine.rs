@@ -461,7 +461,8 @@ static REDIS: Engine = Engine {
 static KEYDB: Engine = Engine {
     engine: DatabaseEngine::Keydb,
     image: "eqalpha/keydb",
-    tag: "x86_64_v6.3.4",
+    // KeyDB's pinned tags are per architecture; `latest` is its multi-arch 6.3 release.
+    tag: "latest",
     port: 6379,
     data_dir: "/data",
     default_username: "default",
@@ -498,7 +499,7 @@ static KEYDB: Engine = Engine {
 static DRAGONFLY: Engine = Engine {
     engine: DatabaseEngine::Dragonfly,
     image: "docker.dragonflydb.io/dragonflydb/dragonfly",
-    tag: "v1.25.4",
+    tag: "v1.25.0",
     port: 6379,
     data_dir: "/data",
     default_username: "default",

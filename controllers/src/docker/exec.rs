@@ -65,35 +65,41 @@ impl std::fmt::Debug for ExecStream {
 
 impl ExecStream {
     /// The exit code, once [`ExecStream::output`] has ended; `None` while running.
+    ///
     /// (The future does not borrow the stream, so it is `Send` even though the stream is
     /// not `Sync`.)
     pub fn exit_code(&self) -> impl Future<Output = Result<Option<i64>>> + Send + 'static {
         let (docker, exec_id) = (self.docker.clone(), self.exec_id.clone());
-        async move {
-            docker.count("exec_inspect");
-            let inspect = docker.client.inspect_exec(&exec_id).await?;
-            if inspect.running.unwrap_or(false) {
-                return Ok(None);
-            }
-            Ok(inspect.exit_code)
-        }
+        async move { docker.exec_exit_code(&exec_id).await }
     }
 }
 
 impl Docker {
     /// Runs `cmd` (exec form) in a running container and collects its output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
-        let mut exec = self.exec_stream(container, cmd).await?;
+        self.exec_with_env(container, cmd, &[]).await
+    }
+
+    /// Runs `cmd` with extra environment variables (`KEY=value`; they stay out of the
+    /// command line) and collects its output.
+    pub async fn exec_with_env(&self, container: &str, cmd: &[&str], env: &[String]) -> Result<ExecOutput> {
+        let ExecStream {
+            mut output, exec_id, ..
+        } = self.start_exec(container, cmd, env).await?;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        while let Some(chunk) = exec.output.next().await {
+        while let Some(chunk) = output.next().await {
             match chunk? {
                 (OutputStream::Stderr, bytes) => stderr.extend_from_slice(&bytes),
                 (_, bytes) => stdout.extend_from_slice(&bytes),
             }
         }
-        let exit_code = exec.exit_code().await?.ok_or_else(|| Error::Decode {
-            message: "exec output ended while the command still runs".to_string(),
-        })?;
+        drop(output);
+        let exit_code = self
+            .exec_exit_code(&exec_id)
+            .await?
+            .ok_or_else(|| Error::Decode {
+                message: "exec output ended while the command still runs".to_string(),
+            })?;
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -101,22 +107,37 @@ impl Docker {
         })
     }
 
+    /// The exit code of exec `exec_id`; `None` while it runs.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        self.count("exec_inspect");
+        let inspect = self.client.inspect_exec(exec_id).await?;
+        if inspect.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(inspect.exit_code)
+    }
+
     /// Starts `cmd` (exec form) in a running container and streams its output.
     pub async fn exec_stream(&self, container: &str, cmd: &[&str]) -> Result<ExecStream> {
-        let request = ExecRequest {
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        self.exec_with(container, &request).await
+        self.start_exec(container, cmd, &[]).await
     }
 
     /// Starts `request` in a running container: output streamed, stdin attached on request.
     pub async fn exec_with(&self, container: &str, request: &ExecRequest) -> Result<ExecStream> {
         let env: Vec<String> = request.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let cmd: Vec<&str> = request.cmd.iter().map(String::as_str).collect();
+        self.start(container, &cmd, &env, request.stdin).await
+    }
+
+    async fn start_exec(&self, container: &str, cmd: &[&str], env: &[String]) -> Result<ExecStream> {
+        self.start(container, cmd, env, false).await
+    }
+
+    async fn start(&self, container: &str, cmd: &[&str], env: &[String], stdin: bool) -> Result<ExecStream> {
         let options = CreateExecOptions {
-            cmd: Some(request.cmd.clone()),
-            env: (!env.is_empty()).then_some(env),
-            attach_stdin: Some(request.stdin),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+            env: (!env.is_empty()).then(|| env.to_vec()),
+            attach_stdin: Some(stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
@@ -129,7 +150,7 @@ impl Docker {
                 output: output
                     .map(|item| item.map(split_output).map_err(Error::from))
                     .boxed(),
-                stdin: request.stdin.then_some(input),
+                stdin: stdin.then_some(input),
                 exec_id: created.id,
                 docker: self.clone(),
             }),

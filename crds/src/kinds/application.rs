@@ -376,7 +376,7 @@ impl Resource for ApplicationSpec {
             "spec.destination",
             rules::dns1123_label(&self.destination),
         );
-        self.validate_env(errors);
+        EnvVar::validate_list(&self.env, errors);
         self.validate_ports(errors);
         self.validate_domains(errors);
         if let Some(hc) = &self.health_check {
@@ -384,11 +384,46 @@ impl Resource for ApplicationSpec {
         }
         self.validate_volumes(errors);
         if let Some(r) = &self.resources {
-            if let Some(c) = &r.cpus {
-                check(errors, "spec.resources.cpus", rules::cpus(c));
+            r.validate("spec.resources", errors);
+        }
+    }
+}
+
+impl ResourceLimits {
+    /// Checks the limits, naming fields under `base` (e.g. `spec.resources`).
+    pub fn validate(&self, base: &str, errors: &mut Vec<FieldError>) {
+        if let Some(c) = &self.cpus {
+            check(errors, format!("{base}.cpus"), rules::cpus(c));
+        }
+        if let Some(m) = &self.memory {
+            check(errors, format!("{base}.memory"), rules::quantity(m));
+        }
+    }
+}
+
+impl EnvVar {
+    /// Checks a list of variables (names, duplicates, exactly one source), naming fields
+    /// `spec.env[i]`.
+    pub fn validate_list(env: &[EnvVar], errors: &mut Vec<FieldError>) {
+        for (i, var) in env.iter().enumerate() {
+            let base = format!("spec.env[{i}]");
+            check(errors, format!("{base}.name"), rules::env_var_name(&var.name));
+            if env[..i].iter().any(|o| o.name == var.name) {
+                errors.push(FieldError::duplicate(
+                    format!("{base}.name"),
+                    format!("{:?} is set twice", var.name),
+                ));
             }
-            if let Some(m) = &r.memory {
-                check(errors, "spec.resources.memory", rules::quantity(m));
+            exactly_one(
+                &base,
+                &[
+                    ("value", var.value.is_some()),
+                    ("secretKeyRef", var.secret_key_ref.is_some()),
+                ],
+                errors,
+            );
+            if let Some(r) = &var.secret_key_ref {
+                r.validate(&format!("{base}.secretKeyRef"), errors);
             }
         }
     }
@@ -426,30 +461,6 @@ impl ApplicationSpec {
             }
             if let Some(src) = &git.source_ref {
                 check(errors, "spec.source.git.sourceRef", rules::dns1123_label(src));
-            }
-        }
-    }
-
-    fn validate_env(&self, errors: &mut Vec<FieldError>) {
-        for (i, var) in self.env.iter().enumerate() {
-            let base = format!("spec.env[{i}]");
-            check(errors, format!("{base}.name"), rules::env_var_name(&var.name));
-            if self.env[..i].iter().any(|o| o.name == var.name) {
-                errors.push(FieldError::duplicate(
-                    format!("{base}.name"),
-                    format!("{:?} is set twice", var.name),
-                ));
-            }
-            exactly_one(
-                &base,
-                &[
-                    ("value", var.value.is_some()),
-                    ("secretKeyRef", var.secret_key_ref.is_some()),
-                ],
-                errors,
-            );
-            if let Some(r) = &var.secret_key_ref {
-                r.validate(&format!("{base}.secretKeyRef"), errors);
             }
         }
     }

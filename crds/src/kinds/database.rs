@@ -4,12 +4,14 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::application::{EnvVar, ResourceLimits};
 use crate::meta::Condition;
 use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
 use crate::rules;
 use crate::validation::{FieldError, check};
 
-/// A database engine.
+/// A database engine. Its facts (image, port, commands) are the controllers' engine table
+/// (`berth_controllers::database::engine`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseEngine {
@@ -30,33 +32,6 @@ pub enum DatabaseEngine {
     Dragonfly,
     /// ClickHouse.
     Clickhouse,
-}
-
-impl DatabaseEngine {
-    /// The official image (without tag) used when `spec.image` is absent.
-    pub fn default_image(self) -> &'static str {
-        match self {
-            Self::Postgresql => "postgres",
-            Self::Mysql => "mysql",
-            Self::Mariadb => "mariadb",
-            Self::Mongodb => "mongo",
-            Self::Redis => "redis",
-            Self::Keydb => "eqalpha/keydb",
-            Self::Dragonfly => "docker.dragonflydb.io/dragonflydb/dragonfly",
-            Self::Clickhouse => "clickhouse/clickhouse-server",
-        }
-    }
-
-    /// The port the engine listens on inside its container.
-    pub fn port(self) -> u16 {
-        match self {
-            Self::Postgresql => 5432,
-            Self::Mysql | Self::Mariadb => 3306,
-            Self::Mongodb => 27017,
-            Self::Redis | Self::Keydb | Self::Dragonfly => 6379,
-            Self::Clickhouse => 8123,
-        }
-    }
 }
 
 /// What happens to the data volume when the Database is deleted.
@@ -96,6 +71,17 @@ pub struct DatabaseSpec {
     /// What happens to the data volume on deletion.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Extra environment variables of the container (engine tuning); they may not override
+    /// the credential variables the engine gets from the Secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Arguments replacing the engine's default command arguments (e.g. `postgres -c
+    /// max_connections=200`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// CPU and memory limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceLimits>,
 }
 
 /// The data volume of a database.
@@ -129,6 +115,19 @@ pub struct DatabaseStatus {
     /// The Secret holding the credentials (given or generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+    /// The connection URL with `$(username)`, `$(password)` and `$(database)` standing for
+    /// the keys of `credentialsSecret` (never the password itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_url_template: Option<String>,
+    /// `host:port` published on the server, with `spec.publicPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_endpoint: Option<String>,
+    /// The container running the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The data volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 impl Resource for DatabaseSpec {
@@ -183,6 +182,10 @@ impl Resource for DatabaseSpec {
         }
         if let Some(c) = &self.credentials_secret_ref {
             check(errors, "spec.credentialsSecretRef", rules::dns1123_label(c));
+        }
+        EnvVar::validate_list(&self.env, errors);
+        if let Some(r) = &self.resources {
+            r.validate("spec.resources", errors);
         }
     }
 }

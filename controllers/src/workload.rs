@@ -1,0 +1,146 @@
+//! What the container-running controllers (Application, Database) share: pulling a missing
+//! image with events, creating and starting a container, removing one, reading its last log
+//! lines, and recording events without failing the reconcile.
+//!
+//! # Guarantees
+//! - [`ensure_image`] pulls only when the daemon lacks the image, and reports the pull as
+//!   `Pulling`/`Pulled` events, or `ImagePullFailed` with the daemon's words.
+//! - [`remove`] and [`create_and_start`] are idempotent: a container already gone, already
+//!   created or already running is not an error.
+//!
+//! # Caveats
+//! - Pulls run inside the caller's reconcile: a slow pull holds one worker.
+
+use berth_crds::{kinds::event::EventType, registry::KindInfo};
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::docker::{self, ContainerSpec, Docker, LogOptions};
+use crate::events::Recorder;
+
+/// A failure to get a container running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Docker call failed.
+    #[error("docker: {0}")]
+    Docker(#[from] docker::Error),
+    /// The image could not be pulled (retried with backoff).
+    #[error("image {image}: {message}")]
+    ImagePull {
+        /// The image.
+        image: String,
+        /// The registry's or daemon's error.
+        message: String,
+    },
+}
+
+/// Records an event about `obj`; a failure to record is logged, never returned.
+pub async fn record(
+    recorder: &Recorder,
+    kind: &KindInfo,
+    obj: &Value,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+) {
+    if let Err(e) = recorder.publish(kind, obj, type_, reason, message).await {
+        tracing::warn!(error = %e, reason, "cannot record event");
+    }
+}
+
+/// Pulls `image` unless the daemon has it, with events on `obj`.
+pub async fn ensure_image(
+    docker: &Docker,
+    recorder: &Recorder,
+    kind: &KindInfo,
+    obj: &Value,
+    image: &str,
+) -> Result<(), Error> {
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    record(
+        recorder,
+        kind,
+        obj,
+        EventType::Normal,
+        "Pulling",
+        &format!("pulling image {image}"),
+    )
+    .await;
+    let mut pull = docker.pull_image(image);
+    while let Some(p) = pull.next().await {
+        if let Err(e) = p {
+            let message = e.to_string();
+            record(
+                recorder,
+                kind,
+                obj,
+                EventType::Warning,
+                "ImagePullFailed",
+                &message,
+            )
+            .await;
+            return Err(Error::ImagePull {
+                image: image.to_owned(),
+                message,
+            });
+        }
+    }
+    record(
+        recorder,
+        kind,
+        obj,
+        EventType::Normal,
+        "Pulled",
+        &format!("pulled image {image}"),
+    )
+    .await;
+    Ok(())
+}
+
+/// Creates `spec` (adopting a container of that name created earlier) and starts it.
+pub async fn create_and_start(docker: &Docker, spec: &ContainerSpec) -> Result<(), docker::Error> {
+    match docker.create_container(spec).await {
+        Ok(_) => {}
+        Err(docker::Error::Conflict { message }) => {
+            tracing::info!(container = %spec.name, %message, "container already created");
+        }
+        Err(e) => return Err(e),
+    }
+    docker.start_container(&spec.name).await?;
+    tracing::info!(container = %spec.name, "container started");
+    Ok(())
+}
+
+/// Removes a container (forcibly); one already gone is fine.
+pub async fn remove(docker: &Docker, container: &str) -> Result<(), docker::Error> {
+    match docker.remove_container(container).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The last `n` log lines of a container (empty when they cannot be read).
+pub async fn last_logs(docker: &Docker, container: &str, n: usize) -> String {
+    let options = LogOptions {
+        tail: Some(n),
+        since: None,
+        follow: false,
+    };
+    let mut lines = Vec::new();
+    let mut stream = docker.logs(container, &options);
+    while let Some(line) = stream.next().await {
+        match line {
+            Ok(l) => lines.push(l.line),
+            Err(e) => {
+                tracing::debug!(error = %e, container, "cannot read logs");
+                break;
+            }
+        }
+    }
+    lines.join("\n")
+}
