@@ -103,34 +103,12 @@ impl World {
         s.run_stdin(
             &["apply", "-f", "-"],
             &format!(
-                r#"apiVersion: berth.dev/v1
-kind: Secret
-metadata: {{name: s3-keys, namespace: {ns}}}
-spec:
-  data: {{accessKeyId: {ak}, secretAccessKey: {sk}}}
----
+                r#"{storages}---
 apiVersion: berth.dev/v1
 kind: Secret
 metadata: {{name: s3-wrong, namespace: {ns}}}
 spec:
   data: {{accessKeyId: {ak}, secretAccessKey: not-the-secret}}
----
-apiVersion: berth.dev/v1
-kind: BackupStorage
-metadata: {{name: local}}
-spec:
-  local: {{server: localhost, path: {dir}}}
----
-apiVersion: berth.dev/v1
-kind: BackupStorage
-metadata: {{name: s3}}
-spec:
-  s3:
-    endpoint: {endpoint}
-    bucket: {bucket}
-    pathStyle: true
-    prefix: berth
-    credentialsSecretRef: {{namespace: {ns}, name: s3-keys}}
 ---
 apiVersion: berth.dev/v1
 kind: BackupStorage
@@ -153,9 +131,8 @@ kind: Database
 metadata: {{name: db, namespace: {ns}}}
 spec: {{engine: postgresql, destination: default, credentialsSecretRef: db-creds}}
 "#,
+                storages = fs.storages_yaml(&ns, local_dir.path(), "berth"),
                 ak = seaweedfs::ACCESS_KEY,
-                sk = seaweedfs::SECRET_KEY,
-                dir = local_dir.path().display(),
                 endpoint = fs.endpoint(),
                 bucket = fs.bucket(),
                 user = c.username,

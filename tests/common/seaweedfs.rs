@@ -84,6 +84,40 @@ impl SeaweedFs {
         &self.bucket
     }
 
+    /// Manifests of a Secret `s3-keys` in `ns` with this server's keys, a BackupStorage `s3`
+    /// on this server's bucket (key prefix `prefix`) and a BackupStorage `local` in
+    /// `local_dir` on the `localhost` Server.
+    pub fn storages_yaml(&self, ns: &str, local_dir: &std::path::Path, prefix: &str) -> String {
+        format!(
+            r#"apiVersion: berth.dev/v1
+kind: Secret
+metadata: {{name: s3-keys, namespace: {ns}}}
+spec:
+  data: {{accessKeyId: {ACCESS_KEY}, secretAccessKey: {SECRET_KEY}}}
+---
+apiVersion: berth.dev/v1
+kind: BackupStorage
+metadata: {{name: local}}
+spec:
+  local: {{server: localhost, path: {dir}}}
+---
+apiVersion: berth.dev/v1
+kind: BackupStorage
+metadata: {{name: s3}}
+spec:
+  s3:
+    endpoint: {endpoint}
+    bucket: {bucket}
+    pathStyle: true
+    prefix: "{prefix}"
+    credentialsSecretRef: {{namespace: {ns}, name: s3-keys}}
+"#,
+            dir = local_dir.display(),
+            endpoint = self.endpoint(),
+            bucket = self.bucket,
+        )
+    }
+
     /// The last lines of the server's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
