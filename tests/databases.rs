@@ -93,38 +93,17 @@ impl Db {
         serde_json::from_str(&out).unwrap()
     }
 
-    /// Waits until the Database is Ready for its current generation.
-    fn wait_ready(&self, name: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let db = self.get("database", name);
-            let generation = db.pointer("/metadata/generation").and_then(Value::as_i64);
-            let ready = db
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| {
-                    c["type"] == "Ready"
-                        && c["status"] == "True"
-                        && c["observedGeneration"].as_i64() == generation
-                });
-            if ready {
-                return db;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "database {name} not ready: {db:#}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    /// Waits until the Database is Ready (its engine answered the probe) for its current
+    /// generation.
+    fn wait_ready(&self, name: &str) -> Value {
+        self.wait_condition(name, "Ready", "EngineReady")
     }
 
     /// Waits until condition `type_` of the Database has `reason` for its current generation
     /// (and, for Ready, the container runs).
     fn wait_condition(&self, name: &str, type_: &str, reason: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        // Generous: two cores shared with other test binaries; initdb alone can take seconds.
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let db = self.get("database", name);
             let generation = db.pointer("/metadata/generation").and_then(Value::as_i64);
@@ -238,7 +217,7 @@ fn flow(
     let t0 = Instant::now();
     w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, spec))
         .ok();
-    let db = w.wait_ready(&name, Duration::from_secs(180));
+    let db = w.wait_ready(&name);
     println!("{kind}: apply -> Ready in {:.1}s", t0.elapsed().as_secs_f64());
 
     // Status: endpoint, URL template, Secret; the password only in the Secret.
@@ -334,7 +313,7 @@ fn flow(
     let extra = format!("{spec}  env:\n  - name: BERTH_TEST_REVISION\n    value: \"2\"\n");
     w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, &extra))
         .ok();
-    w.wait_ready(&name, Duration::from_secs(120));
+    w.wait_ready(&name);
     let after = w.container_id(&container).unwrap();
     assert_ne!(before, after, "the container was replaced");
     assert_eq!(read().trim(), "berth-42", "data survives the roll");
@@ -349,7 +328,7 @@ fn flow(
     assert_eq!(read().trim(), "berth-42");
     w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, &extra))
         .ok();
-    w.wait_ready(&name, Duration::from_secs(60));
+    w.wait_ready(&name);
     assert_eq!(w.container_id(&container).as_ref(), Some(&after), "not restarted");
 
     // Killed (SIGKILL): back and Ready, committed data intact.

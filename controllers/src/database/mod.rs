@@ -402,32 +402,31 @@ impl DatabaseReconciler {
             s.labels.get(label::CONFIG_HASH) != Some(&hash) || s.labels.get(label::UID) != Some(&owner.uid)
         });
         // The image first: one that cannot be pulled never takes the running engine down.
-        if state.is_none() || replace {
-            if let Err(e) = workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image).await
-            {
-                if let workload::Error::ImagePull { .. } = e {
-                    let message = e.to_string();
-                    if replace {
-                        let kept = format!("{message}; the running container is kept");
-                        set(
-                            &mut next,
-                            "Progressing",
-                            ConditionStatus::False,
-                            "ImagePullFailed",
-                            &kept,
-                            generation,
-                        );
-                        self.write(obj, &next).await?;
-                    } else {
-                        let b = Blocked {
-                            reason: "ImagePullFailed",
-                            message,
-                        };
-                        self.block(obj, &mut next, generation, b).await?;
-                    }
+        if (state.is_none() || replace)
+            && let Err(e) = workload::ensure_image(&docker, &self.recorder, self.kind, obj, &want.image).await
+        {
+            if let workload::Error::ImagePull { .. } = e {
+                let message = e.to_string();
+                if replace {
+                    let kept = format!("{message}; the running container is kept");
+                    set(
+                        &mut next,
+                        "Progressing",
+                        ConditionStatus::False,
+                        "ImagePullFailed",
+                        &kept,
+                        generation,
+                    );
+                    self.write(obj, &next).await?;
+                } else {
+                    let b = Blocked {
+                        reason: "ImagePullFailed",
+                        message,
+                    };
+                    self.block(obj, &mut next, generation, b).await?;
                 }
-                return Err(e.into());
             }
+            return Err(e.into());
         }
         if replace {
             tracing::info!(container = %want.name, "config changed: restarting the database on its volume");

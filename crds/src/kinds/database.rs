@@ -119,7 +119,7 @@ pub struct DatabaseStatus {
     /// the keys of `credentialsSecret` (never the password itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_url_template: Option<String>,
-    /// `host:port` published on the server, with `spec.publicPort`.
+    /// `<server>:<port>` with `spec.publicPort`: the Server's name stands for its address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_endpoint: Option<String>,
     /// The container running the engine.
