@@ -161,6 +161,6 @@ mod tests {
             }
             assert_eq!(k.singular, k.kind.to_ascii_lowercase());
         }
-        assert_eq!(kinds().len(), 16);
+        assert_eq!(kinds().len(), 17);
     }
 }
