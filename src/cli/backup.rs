@@ -31,7 +31,7 @@ pub struct BackupArgs {
     /// A BackupStorage to write to; repeatable.
     #[arg(long = "storage")]
     pub storages: Vec<String>,
-    /// The Backup's name (default `<database>-manual-<unix time>`).
+    /// The Backup's name (default `<database>-manual-<unix time>-<random>`).
     #[arg(long)]
     pub name: Option<String>,
     /// Return once the Backup exists instead of waiting for the result.
@@ -55,6 +55,9 @@ pub struct RestoreArgs {
     /// The BackupStorage to read from (default: the backup's first copy).
     #[arg(long)]
     pub storage: Option<String>,
+    /// The Restore's name (default `<database>-restore-<unix time>-<random>`).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Return once the Restore exists instead of waiting for the result.
     #[arg(long)]
     pub no_wait: bool,
@@ -77,11 +80,15 @@ fn database_name(target_arg: &str) -> Result<&str> {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
+/// `<unix time>-<5 random hex digits>`: sortable, and unique even for runs started in the
+/// same second.
+fn unique_suffix() -> String {
+    let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{secs}-{}", &random[..5])
 }
 
 /// The storages of the only schedule of `db`.
@@ -122,7 +129,7 @@ pub async fn run_backup(c: &Client, args: &BackupArgs, default_ns: Option<&str>)
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("{db}-manual-{}", unix_now()));
+        .unwrap_or_else(|| format!("{db}-manual-{}", unique_suffix()));
     let body = json!({
         "apiVersion": "berth.dev/v1",
         "kind": "Backup",
@@ -170,7 +177,10 @@ pub async fn run_restore(c: &Client, args: &RestoreArgs, default_ns: Option<&str
     let db = database_name(&args.target)?;
     let info = target::kind("Restore")?;
     let ns = target::namespace(info, args.ns.namespace.as_deref(), false, default_ns)?.unwrap_or_default();
-    let name = format!("{db}-restore-{}", unix_now());
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{db}-restore-{}", unique_suffix()));
     let mut spec = json!({"database": db, "backup": args.backup});
     if let Some(s) = &args.storage {
         spec["storage"] = json!(s);
