@@ -8,7 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_controllers::database::engine::ExecPlan;
+use berth_controllers::database::engine::{self, Credentials, ExecPlan};
+use berth_crds::kinds::database::DatabaseEngine;
 use common::{
     db_images,
     docker_run::TestRun,
@@ -49,7 +50,9 @@ fn exec(rt: &tokio::runtime::Runtime, run: &TestRun, container: &str, p: &ExecPl
     out.stdout.trim().to_owned()
 }
 
-fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) {
+/// A berth with the Database controller, a SeaweedFS, storages `local` and `s3`, and a Ready
+/// Database `<kind>db` of `kind` on `image`.
+fn setup(kind: &str, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,7 +73,7 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
     let image = image(&rt, &run);
     let p = format!("p{}", run.id);
     let ns = format!("{p}-production");
-    let name = format!("{}db", engine.kind);
+    let name = format!("{}db", kind);
     s.run_stdin(
         &["apply", "-f", "-"],
         &format!("apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: {p}\nspec: {{}}\n"),
@@ -83,7 +86,7 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
         &format!(
             "apiVersion: berth.dev/v1\nkind: Database\nmetadata: {{name: {name}, namespace: {ns}}}\n\
              spec: {{engine: {kind}, image: {image}, destination: default}}\n",
-            kind = engine.kind,
+            kind = kind,
         ),
     )
     .ok();
@@ -131,6 +134,49 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
         database: data["database"].as_str().unwrap().into(),
     };
     let container = db["status"]["container"].as_str().unwrap().to_owned();
+    Setup {
+        s,
+        _fs: fs,
+        _dir: dir,
+        run,
+        rt,
+        ns,
+        name,
+        creds,
+        container,
+    }
+}
+
+/// What [`setup`] made; drops berth first, then the Docker objects, then SeaweedFS.
+struct Setup {
+    s: BerthServer,
+    run: TestRun,
+    _fs: seaweedfs::SeaweedFs,
+    _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    ns: String,
+    name: String,
+    creds: Creds,
+    container: String,
+}
+
+fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) {
+    let Setup {
+        s,
+        run,
+        _fs: fs,
+        _dir: dir,
+        rt,
+        ns,
+        name,
+        creds,
+        container,
+    } = setup(engine.kind, image);
+    let get = |kind: &str, obj: &str, extra: &[&str]| -> Value {
+        let mut args = vec!["get", kind, obj, "-n", &ns, "-o", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&s.run(&args).ok()).unwrap()
+    };
     let sh = |p: ExecPlan| exec(&rt, &run, &container, &p);
 
     sh((engine.fill)(&creds));
@@ -198,8 +244,9 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
     }
     s.run(&["delete", "database", &name, "-n", &ns, "--wait"]).ok();
     drop(s);
-    drop(fs);
     drop(run);
+    drop(fs);
+    drop(dir);
 }
 
 fn psql(c: &Creds, sql: &str) -> ExecPlan {
@@ -320,5 +367,87 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
             },
         },
         |rt, run| rt.block_on(db_images::redis_image(&run.docker)),
+    );
+}
+
+/// Reads VmHWM (peak resident set) of `pid` in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+#[ignore = "a measurement: fills PostgreSQL with ~1 GiB and backs it up, minutes on a \
+            loaded machine; run with `cargo test --test backup_engines -- --ignored --nocapture`"]
+fn backing_up_a_gigabyte_postgres_keeps_berths_memory_bounded() {
+    let w = setup("postgresql", |rt, run| {
+        rt.block_on(db_images::postgres_image(&run.docker))
+    });
+    let sh = |p: ExecPlan| exec(&w.rt, &w.run, &w.container, &p);
+    sh(psql(
+        &w.creds,
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) AS v \
+         FROM generate_series(1, 8000000) g",
+    ));
+    let size = sh(psql(&w.creds, "SELECT pg_database_size(current_database())"));
+    let bytes: f64 = size.parse().unwrap();
+    // The same dump tool, writing to a local file in the container.
+    let dump = engine::engine(DatabaseEngine::Postgresql).dump(&Credentials {
+        username: w.creds.username.clone(),
+        password: w.creds.password.clone(),
+        database: w.creds.database.clone(),
+    });
+    let mut baseline = dump.clone();
+    let argv = dump.argv.join(" ");
+    baseline.argv = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("{argv} > /tmp/baseline.dump && wc -c < /tmp/baseline.dump && rm /tmp/baseline.dump"),
+    ];
+    let t0 = Instant::now();
+    let dump_bytes = sh(baseline);
+    let baseline_s = t0.elapsed().as_secs_f64();
+    let pid = w.s.pid().unwrap();
+    let before = peak_rss_kib(pid);
+    let target = format!("database/{}", w.name);
+    let t0 = Instant::now();
+    let out =
+        w.s.run(&[
+            "backup",
+            &target,
+            "-n",
+            &w.ns,
+            "--storage",
+            "local",
+            "--storage",
+            "s3",
+            "--name",
+            "big",
+        ])
+        .ok();
+    let took = t0.elapsed().as_secs_f64();
+    assert!(out.contains("backup/big succeeded"), "{out}");
+    let peak = peak_rss_kib(pid);
+    let mb = bytes / 1e6;
+    println!(
+        "postgres database of {:.0} MB (pg_dump -Fc: {} bytes): berth backup to local + S3 at once {:.1} s \
+         = {:.1} MB/s of database; pg_dump -Fc to a local file in the container {:.1} s = {:.1} MB/s; \
+         berth peak RSS {} MiB (before the backup {} MiB)",
+        mb,
+        dump_bytes,
+        took,
+        mb / took,
+        baseline_s,
+        mb / baseline_s,
+        peak / 1024,
+        before / 1024
+    );
+    assert!(
+        peak < 100 * 1024,
+        "berth's peak RSS {peak} KiB must stay under 100 MiB"
     );
 }
