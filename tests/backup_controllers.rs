@@ -234,6 +234,24 @@ spec: {{engine: postgresql, destination: default, credentialsSecretRef: db-creds
         }
     }
 
+    /// `berth backup database/db` to both storages as `name`, with `extra` flags.
+    fn backup(&self, name: &str, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "backup",
+            "database/db",
+            "-n",
+            &self.ns,
+            "--storage",
+            "local",
+            "--storage",
+            "s3",
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        self.s.run(&args)
+    }
+
     fn phase_of(&self, backup: &str) -> Option<Value> {
         let b = self.get("backup", backup)?;
         matches!(b["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(b)
@@ -281,20 +299,7 @@ fn backup_to_local_and_s3_then_restore_from_each_gives_identical_data() {
         w.sh("head -c 3000000 /dev/urandom > /data/db");
         w.checksum()
     };
-    let out =
-        w.s.run(&[
-            "backup",
-            "database/db",
-            "-n",
-            &w.ns,
-            "--storage",
-            "local",
-            "--storage",
-            "s3",
-            "--name",
-            "bk1",
-        ])
-        .ok();
+    let out = w.backup("bk1", &[]).ok();
     assert!(out.contains("backup/bk1 succeeded"), "{out}");
     let bk = w.get("backup", "bk1").unwrap();
     let st = &bk["status"];
@@ -484,20 +489,7 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_run_s
     let mut w = World::start();
     // 1 MiB written 300 times with pauses: a minute of dumping.
     w.sh("head -c 1048576 /dev/urandom > /data/db && touch /data/slow");
-    w.s.run(&[
-        "backup",
-        "database/db",
-        "-n",
-        &w.ns,
-        "--storage",
-        "local",
-        "--storage",
-        "s3",
-        "--name",
-        "slow",
-        "--no-wait",
-    ])
-    .ok();
+    w.backup("slow", &["--no-wait"]).ok();
     w.until("the slow backup to be streaming", Duration::from_secs(60), || {
         let b = w.get("backup", "slow")?;
         let pending = b["status"]["pending"].as_array().map(Vec::len).unwrap_or(0);
@@ -543,33 +535,10 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_run_s
     assert!(w.stored().1.is_empty());
 
     w.sh("rm /data/slow");
-    let out =
-        w.s.run(&[
-            "backup",
-            "database/db",
-            "-n",
-            &w.ns,
-            "--storage",
-            "local",
-            "--storage",
-            "s3",
-            "--name",
-            "after",
-        ])
-        .ok();
+    let out = w.backup("after", &[]).ok();
     assert!(out.contains("backup/after succeeded"), "{out}");
     let (local, s3) = w.stored();
     assert_eq!((local.len(), s3.len()), (1, 1));
-}
-
-/// Reads VmHWM (peak resident set) of `pid` in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]
@@ -584,26 +553,12 @@ fn backing_up_a_gigabyte_keeps_berths_memory_bounded() {
     let started = Instant::now();
     w.sh("PGPASSWORD=$(cat /data/password) pg_dump $(cat /data/expected-dump-args) > /tmp/baseline && rm /tmp/baseline");
     let baseline = started.elapsed().as_secs_f64();
-    let pid = w.s.pid().unwrap();
-    let before = peak_rss_kib(pid);
+    let before = w.s.peak_rss_kib();
     let started = Instant::now();
-    let out =
-        w.s.run(&[
-            "backup",
-            "database/db",
-            "-n",
-            &w.ns,
-            "--storage",
-            "local",
-            "--storage",
-            "s3",
-            "--name",
-            "big",
-        ])
-        .ok();
+    let out = w.backup("big", &[]).ok();
     let took = started.elapsed().as_secs_f64();
     assert!(out.contains("backup/big succeeded"), "{out}");
-    let peak = peak_rss_kib(pid);
+    let peak = w.s.peak_rss_kib();
     let mb = bytes / 1e6;
     eprintln!(
         "backup of 1 GiB (stand-in pg_dump, to local + S3 at once): {:.1} s = {:.1} MB/s; \

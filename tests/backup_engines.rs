@@ -370,16 +370,6 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
     );
 }
 
-/// Reads VmHWM (peak resident set) of `pid` in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 #[ignore = "a measurement: fills PostgreSQL with ~1 GiB and backs it up, minutes on a \
             loaded machine; run with `cargo test --test backup_engines -- --ignored --nocapture`"]
@@ -411,8 +401,7 @@ fn backing_up_a_gigabyte_postgres_keeps_berths_memory_bounded() {
     let t0 = Instant::now();
     let dump_bytes = sh(baseline);
     let baseline_s = t0.elapsed().as_secs_f64();
-    let pid = w.s.pid().unwrap();
-    let before = peak_rss_kib(pid);
+    let before = w.s.peak_rss_kib();
     let target = format!("database/{}", w.name);
     let t0 = Instant::now();
     let out =
@@ -431,7 +420,7 @@ fn backing_up_a_gigabyte_postgres_keeps_berths_memory_bounded() {
         .ok();
     let took = t0.elapsed().as_secs_f64();
     assert!(out.contains("backup/big succeeded"), "{out}");
-    let peak = peak_rss_kib(pid);
+    let peak = w.s.peak_rss_kib();
     let mb = bytes / 1e6;
     println!(
         "postgres database of {:.0} MB (pg_dump -Fc: {} bytes): berth backup to local + S3 at once {:.1} s \
