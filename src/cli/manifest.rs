@@ -38,6 +38,7 @@ const ORDER: &[&str] = &[
     "Service",
     "BackupSchedule",
     "Backup",
+    "Restore",
     "GitRepository",
 ];
 

@@ -5,6 +5,7 @@
 //! `error: <message>`.
 
 pub mod apply;
+pub mod backup;
 pub mod client;
 pub mod delete;
 pub mod describe;
@@ -74,6 +75,10 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Print (or follow) the logs of an application's containers, every replica.
     Logs(logs::LogsArgs),
+    /// Back up a database now (creates a Backup) and wait for the result.
+    Backup(backup::BackupArgs),
+    /// Restore a database from a Backup (creates a Restore) and wait for the result.
+    Restore(backup::RestoreArgs),
     /// Print the CustomResourceDefinitions of every kind (or write them into a directory).
     Crds {
         /// Write one `<kind>.yaml` per kind into this directory instead of printing.
@@ -147,7 +152,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub app_progress_deadline: Duration,
     /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `database`,
-    /// `proxy`).
+    /// `proxy`, `backup`).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
 }
@@ -269,6 +274,8 @@ async fn client_verb(server: Option<&str>, token: Option<&str>, verb: &Command) 
         Command::Diff(args) => diff::run(&c, args, ns).await,
         Command::Wait(args) => wait::run(&c, args, ns).await,
         Command::Logs(args) => logs::run(&c, args, ns).await,
+        Command::Backup(args) => backup::run_backup(&c, args, ns).await,
+        Command::Restore(args) => backup::run_restore(&c, args, ns).await,
         Command::Serve(_) | Command::Crds { .. } | Command::Version | Command::Completion { .. } => {
             Ok(ExitCode::SUCCESS)
         }

@@ -52,6 +52,17 @@ impl BerthServer {
         s
     }
 
+    /// The server process's peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// The server's scratch directory (data dir of the embedded store lives in it).
     pub fn dir(&self) -> &Path {
         self.dir.path()

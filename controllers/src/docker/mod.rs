@@ -39,7 +39,7 @@ pub use connect::{CallCounter, DEFAULT_URI, Docker};
 pub use container::{ContainerState, ContainerSummary, Health};
 pub use error::{Error, Result};
 pub use events::{Action, Event, ObjectType};
-pub use exec::{ExecOutput, ExecStream};
+pub use exec::{ExecOutput, ExecRequest, ExecStream};
 pub use image::{BuildEvent, BuildOptions, ImageInfo, PullProgress};
 pub use info::EngineInfo;
 pub use labels::{Labels, Owner};

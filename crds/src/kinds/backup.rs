@@ -47,6 +47,19 @@ pub struct BackupLocation {
     pub path: String,
 }
 
+/// A write that has not been committed yet: removed or aborted if the run dies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PendingUpload {
+    /// The BackupStorage's name.
+    pub storage: String,
+    /// The final file path or object key (a local file is written as `<path>.partial`).
+    pub path: String,
+    /// The S3 multipart upload id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+}
+
 /// Observed state of a Backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -78,6 +91,9 @@ pub struct BackupStatus {
     /// Why the run failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Writes in progress while Running; cleaned up if the run is interrupted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingUpload>,
 }
 
 impl Resource for BackupSpec {

@@ -13,6 +13,7 @@ pub mod git_repository;
 pub mod notifier;
 pub mod project;
 pub mod proxy;
+pub mod restore;
 pub mod secret;
 pub mod server;
 pub mod service;
@@ -32,6 +33,7 @@ pub use git_repository::GitRepositorySpec;
 pub use notifier::NotifierSpec;
 pub use project::ProjectSpec;
 pub use proxy::ProxySpec;
+pub use restore::RestoreSpec;
 pub use secret::SecretSpec;
 pub use server::ServerSpec;
 pub use service::ServiceSpec;
@@ -61,6 +63,8 @@ pub type BackupStorage = Object<BackupStorageSpec>;
 pub type BackupSchedule = Object<BackupScheduleSpec>;
 /// A Backup object.
 pub type Backup = Object<BackupSpec>;
+/// A Restore object.
+pub type Restore = Object<RestoreSpec>;
 /// A Service object.
 pub type Service = Object<ServiceSpec>;
 /// A Notifier object.

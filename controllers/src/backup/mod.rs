@@ -1,0 +1,387 @@
+//! The Backup controller: runs one backup of a Database — the engine's dump tool through
+//! `docker exec`, gzip'd and checksummed on the fly into every listed BackupStorage — and
+//! records the outcome in the Backup's status.
+//!
+//! # Guarantees
+//! - Phases move Pending → Running → Succeeded | Failed, once; a finished Backup is never
+//!   run again. Status has start and completion times, size and sha256 of the stored file,
+//!   one location per storage, and on failure the error (the tool's exit code and stderr,
+//!   or the storage's own message) with condition `Failed` naming the reason.
+//! - Streamed end to end with bounded memory ([`pipeline`]); uploads are committed only
+//!   when the dump tool exited 0, and recorded in `status.pending` while they run.
+//! - A Backup found Running when no run is alive (berth was killed or lost leadership
+//!   mid-run) is marked Failed with reason `Interrupted`, and the `.partial` files and S3
+//!   multipart uploads listed in `status.pending` are removed or aborted.
+//! - A failed backup is a Warning event (`BackupFailed`) on the Backup.
+//!
+//! # Caveats
+//! - The run happens inside the reconcile: each running backup holds one of the
+//!   controller's [`WORKERS`] workers.
+//! - Deleting a Backup by hand leaves its files; retention ([`crate::backup_schedule`])
+//!   deletes both.
+
+pub mod open;
+pub mod pipeline;
+pub mod storage;
+pub mod target;
+
+use std::sync::Arc;
+
+use berth_crds::{
+    Resource,
+    kinds::{
+        BackupSpec,
+        backup::{BackupLocation, BackupPhase, BackupStatus, PendingUpload},
+        event::EventType,
+    },
+    meta::{Condition, ConditionStatus},
+    registry::KindInfo,
+};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::{
+    client::{self, Client},
+    controller::{Action, Controller, ControllerConfig, Reconciler},
+    events::Recorder,
+    manager::Manager,
+    object, server,
+    server::Dockers,
+    status,
+};
+use open::Opener;
+use target::Resolver;
+
+/// The controller's name (metrics, logs).
+pub const NAME: &str = "backup";
+/// The label naming the BackupSchedule that created a Backup.
+pub const SCHEDULE_LABEL: &str = "berth.dev/backup-schedule";
+/// Concurrent backups (of different Backups).
+pub const WORKERS: usize = 4;
+
+/// A failed Backup reconcile (the run's own failure is recorded in status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cached object does not parse as a Backup.
+    #[error("backup {name:?} is malformed: {source}")]
+    Malformed {
+        /// The backup.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The API failed.
+    #[error(transparent)]
+    Api(#[from] client::Error),
+    /// The status could not be written.
+    #[error(transparent)]
+    Status(#[from] status::Error),
+}
+
+/// Reconciles Backups.
+pub struct BackupReconciler {
+    client: Arc<dyn Client>,
+    kind: &'static KindInfo,
+    opener: Opener,
+    resolver: Resolver,
+    recorder: Recorder,
+}
+
+/// The caches every backup-related controller reads.
+pub(crate) fn caches(manager: &mut Manager, dockers: Dockers) -> Result<(Opener, Resolver), server::Error> {
+    let secrets = manager.informer(server::kind("Secret")?);
+    let opener = Opener {
+        storages: manager.informer(server::kind("BackupStorage")?),
+        secrets: secrets.clone(),
+        servers: manager.informer(server::kind("Server")?),
+    };
+    let resolver = Resolver {
+        databases: manager.informer(server::kind("Database")?),
+        destinations: manager.informer(server::kind("Destination")?),
+        secrets,
+        dockers,
+    };
+    Ok((opener, resolver))
+}
+
+/// Adds the Backup controller to `manager`.
+pub fn install(
+    manager: &mut Manager,
+    config: ControllerConfig,
+    dockers: Dockers,
+) -> Result<(), server::Error> {
+    let kind = server::kind("Backup")?;
+    let backups = manager.informer(kind);
+    let (opener, resolver) = caches(manager, dockers)?;
+    let controller = Controller::new(NAME, backups)
+        .with_config(config)
+        .workers(WORKERS)
+        .watches(&opener.storages, |_| Vec::new())
+        .watches(&opener.secrets, |_| Vec::new())
+        .watches(&resolver.databases, |_| Vec::new())
+        .watches(&resolver.destinations, |_| Vec::new());
+    let reconciler = BackupReconciler {
+        client: manager.client_for(NAME),
+        kind,
+        opener,
+        resolver,
+        recorder: Recorder::new(manager.client_for(NAME), "backup-controller"),
+    };
+    manager.add(controller, reconciler);
+    Ok(())
+}
+
+/// Sets the terminal condition of a run: `Complete` on success, else `Failed` with `reason`.
+pub(crate) fn set_outcome(
+    conditions: &mut Vec<Condition>,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: i64,
+) {
+    let type_ = if ok { "Complete" } else { "Failed" };
+    status::set_condition(
+        conditions,
+        type_,
+        ConditionStatus::True,
+        reason,
+        message,
+        generation,
+        status::now(),
+    );
+}
+
+/// Writes a run's status through `/status` and returns `obj` as it now is (for the next
+/// diff of the same run).
+pub(crate) async fn write_status<S: Resource>(
+    client: &dyn Client,
+    kind: &'static KindInfo,
+    obj: &Value,
+    next: &S::Status,
+) -> Result<Value, status::Error> {
+    status::update::<S>(client, kind, obj, next).await?;
+    let mut now = obj.clone();
+    now["status"] = serde_json::to_value(next).map_err(|source| status::Error::Serde {
+        name: object::name(obj).to_owned(),
+        source,
+    })?;
+    Ok(now)
+}
+
+/// Logs a failed run and records it as a Warning event `event` (best effort).
+pub(crate) async fn report_failure(
+    recorder: &Recorder,
+    kind: &KindInfo,
+    obj: &Value,
+    event: &str,
+    reason: &str,
+    message: &str,
+) {
+    tracing::warn!(reason, error = %message, "{event}");
+    if let Err(e) = recorder
+        .publish(kind, obj, EventType::Warning, event, message)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the {event} event");
+    }
+}
+
+/// Why a run failed, as a condition reason.
+fn reason_of(e: &pipeline::Error) -> &'static str {
+    match e {
+        pipeline::Error::Tool { .. } | pipeline::Error::NoExitCode(_) => "DumpFailed",
+        pipeline::Error::Storage { .. } => "StorageFailed",
+        pipeline::Error::Docker(_) => "DockerFailed",
+        pipeline::Error::Stream(_) | pipeline::Error::Checksum { .. } => "StreamFailed",
+    }
+}
+
+impl BackupReconciler {
+    async fn write(&self, obj: &Value, next: &BackupStatus) -> Result<Value, Error> {
+        Ok(write_status::<BackupSpec>(self.client.as_ref(), self.kind, obj, next).await?)
+    }
+
+    async fn fail(
+        &self,
+        obj: &Value,
+        mut next: BackupStatus,
+        reason: &str,
+        message: String,
+    ) -> Result<Action, Error> {
+        next.phase = BackupPhase::Failed;
+        next.completion_time = Some(status::now());
+        next.pending.clear();
+        set_outcome(
+            &mut next.conditions,
+            false,
+            reason,
+            &message,
+            object::generation(obj),
+        );
+        next.error = Some(message.clone());
+        self.write(obj, &next).await?;
+        report_failure(&self.recorder, self.kind, obj, "BackupFailed", reason, &message).await;
+        Ok(Action::await_change())
+    }
+
+    /// A Backup Running with no live run: clean up its writes and mark it Failed.
+    async fn interrupted(&self, obj: &Value) -> Result<Action, Error> {
+        // The cache may lag behind this process's own final write: read it fresh.
+        let fresh = self
+            .client
+            .get(self.kind, object::namespace(obj), object::name(obj))
+            .await?;
+        let bk = object::typed::<BackupSpec>(&fresh).map_err(|source| Error::Malformed {
+            name: object::name(obj).to_owned(),
+            source,
+        })?;
+        let current = bk.status.unwrap_or_default();
+        if current.phase != BackupPhase::Running {
+            return Ok(Action::await_change());
+        }
+        for p in &current.pending {
+            let pending = storage::Pending {
+                path: p.path.clone(),
+                upload_id: p.upload_id.clone(),
+            };
+            let removed = match self.opener.open(&p.storage) {
+                Ok(s) => s.abort(&pending).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(storage = %p.storage, path = %p.path, error = %e, "could not remove an interrupted upload");
+            }
+        }
+        let message =
+            "interrupted: the run stopped before it finished (berth was stopped or lost leadership); \
+                       its unfinished uploads were removed"
+                .to_string();
+        self.fail(&fresh, current, "Interrupted", message).await
+    }
+
+    async fn run(&self, obj: &Value, spec: &BackupSpec, mut next: BackupStatus) -> Result<Action, Error> {
+        let ns = object::namespace(obj).unwrap_or_default().to_owned();
+        let name = object::name(obj).to_owned();
+        next.observed_generation = Some(object::generation(obj));
+        next.phase = BackupPhase::Running;
+        next.start_time = Some(status::now());
+        let obj = self.write(obj, &next).await?;
+        let target = match self.resolver.resolve(&ns, &spec.database).await {
+            Ok(t) => t,
+            Err(e) => return self.fail(&obj, next, "DatabaseUnavailable", e.to_string()).await,
+        };
+        let key = format!("{ns}/{}/{name}.gz", spec.database);
+        let mut targets = Vec::new();
+        let mut opened = Ok(());
+        for s in &spec.storages {
+            let begun = match self.opener.open(s) {
+                Ok(storage) => storage
+                    .begin(&key)
+                    .await
+                    .map(|upload| pipeline::Target {
+                        name: s.clone(),
+                        storage,
+                        upload,
+                    })
+                    .map_err(|e| format!("storage {s}: {e}")),
+                Err(e) => Err(e.to_string()),
+            };
+            match begun {
+                Ok(t) => targets.push(t),
+                Err(e) => {
+                    opened = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(message) = opened {
+            for t in targets {
+                t.upload.abort().await;
+            }
+            return self.fail(&obj, next, "StorageUnavailable", message).await;
+        }
+        next.pending = targets
+            .iter()
+            .map(|t| {
+                let p = t.upload.pending();
+                PendingUpload {
+                    storage: t.name.clone(),
+                    path: p.path,
+                    upload_id: p.upload_id,
+                }
+            })
+            .collect();
+        let obj = match self.write(&obj, &next).await {
+            Ok(o) => o,
+            Err(e) => {
+                for t in targets {
+                    t.upload.abort().await;
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(database = %spec.database, container = %target.container, "backup started");
+        match pipeline::backup(&target.docker, &target.container, &target.dump, targets).await {
+            Ok(outcome) => {
+                next.phase = BackupPhase::Succeeded;
+                next.completion_time = Some(status::now());
+                next.size_bytes = Some(outcome.size);
+                next.sha256 = Some(outcome.sha256);
+                next.locations = outcome
+                    .locations
+                    .into_iter()
+                    .map(|(storage, path)| BackupLocation { storage, path })
+                    .collect();
+                next.pending.clear();
+                next.error = None;
+                let message = format!(
+                    "{} bytes written to {} storage(s)",
+                    outcome.size,
+                    next.locations.len()
+                );
+                set_outcome(
+                    &mut next.conditions,
+                    true,
+                    "Succeeded",
+                    &message,
+                    object::generation(&obj),
+                );
+                self.write(&obj, &next).await?;
+                tracing::info!(size = outcome.size, "backup succeeded");
+                Ok(Action::await_change())
+            }
+            Err(e) => self.fail(&obj, next, reason_of(&e), e.to_string()).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Reconciler for BackupReconciler {
+    type Error = Error;
+
+    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = "Backup",
+            namespace = %object::namespace(&obj).unwrap_or_default(),
+            name = %object::name(&obj)
+        );
+        async {
+            let bk = object::typed::<BackupSpec>(&obj).map_err(|source| Error::Malformed {
+                name: object::name(&obj).to_owned(),
+                source,
+            })?;
+            let current = bk.status.clone().unwrap_or_default();
+            if object::is_deleting(&obj) {
+                return Ok(Action::await_change());
+            }
+            match current.phase {
+                BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),
+                BackupPhase::Running => self.interrupted(&obj).await,
+                BackupPhase::Pending => self.run(&obj, &bk.spec, current).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}

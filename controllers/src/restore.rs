@@ -1,0 +1,261 @@
+//! The Restore controller: replays one Backup into a Database — storage → gunzip → the
+//! engine's restore tool on stdin through `docker exec` — and records the outcome.
+//!
+//! # Guarantees
+//! - Phases move Pending → Running → Succeeded | Failed, once. The Backup must have
+//!   succeeded; its sha256 is recomputed while streaming and a mismatch fails the restore.
+//! - Streamed with bounded memory ([`crate::backup::pipeline::restore`]).
+//! - A Restore found Running when no run is alive is marked Failed with reason
+//!   `Interrupted` (the database may hold part of the backup: restore again).
+//! - A failed restore is a Warning event (`RestoreFailed`).
+//!
+//! # Caveats
+//! - The run happens inside the reconcile and holds one worker.
+
+use std::sync::Arc;
+
+use berth_crds::{
+    kinds::{
+        BackupSpec, RestoreSpec,
+        backup::BackupPhase,
+        restore::{RestorePhase, RestoreStatus},
+    },
+    registry::KindInfo,
+};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::{
+    backup::{self, open::Opener, pipeline, target::Resolver},
+    client::{self, Client},
+    controller::{Action, Controller, ControllerConfig, Reconciler},
+    events::Recorder,
+    informer::Informer,
+    manager::Manager,
+    object::{self, ObjectRef},
+    server::{self, Dockers},
+    status,
+};
+
+/// The controller's name (metrics, logs).
+pub const NAME: &str = "restore";
+
+/// A failed Restore reconcile (the run's own failure is recorded in status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cached object does not parse as a Restore.
+    #[error("restore {name:?} is malformed: {source}")]
+    Malformed {
+        /// The restore.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The API failed.
+    #[error(transparent)]
+    Api(#[from] client::Error),
+    /// The status could not be written.
+    #[error(transparent)]
+    Status(#[from] status::Error),
+}
+
+/// Reconciles Restores.
+pub struct RestoreReconciler {
+    client: Arc<dyn Client>,
+    kind: &'static KindInfo,
+    backups: Informer,
+    opener: Opener,
+    resolver: Resolver,
+    recorder: Recorder,
+}
+
+/// Adds the Restore controller to `manager`.
+pub fn install(
+    manager: &mut Manager,
+    config: ControllerConfig,
+    dockers: Dockers,
+) -> Result<(), server::Error> {
+    let kind = server::kind("Restore")?;
+    let restores = manager.informer(kind);
+    let backups = manager.informer(server::kind("Backup")?);
+    let (opener, resolver) = backup::caches(manager, dockers)?;
+    let controller = Controller::new(NAME, restores)
+        .with_config(config)
+        .watches(&backups, |_| Vec::new())
+        .watches(&opener.storages, |_| Vec::new())
+        .watches(&resolver.databases, |_| Vec::new());
+    let reconciler = RestoreReconciler {
+        client: manager.client_for(NAME),
+        kind,
+        backups,
+        opener,
+        resolver,
+        recorder: Recorder::new(manager.client_for(NAME), "restore-controller"),
+    };
+    manager.add(controller, reconciler);
+    Ok(())
+}
+
+impl RestoreReconciler {
+    async fn write(&self, obj: &Value, next: &RestoreStatus) -> Result<Value, Error> {
+        Ok(backup::write_status::<RestoreSpec>(self.client.as_ref(), self.kind, obj, next).await?)
+    }
+
+    async fn fail(
+        &self,
+        obj: &Value,
+        mut next: RestoreStatus,
+        reason: &str,
+        message: String,
+    ) -> Result<Action, Error> {
+        next.phase = RestorePhase::Failed;
+        next.completion_time = Some(status::now());
+        backup::set_outcome(
+            &mut next.conditions,
+            false,
+            reason,
+            &message,
+            object::generation(obj),
+        );
+        next.error = Some(message.clone());
+        self.write(obj, &next).await?;
+        backup::report_failure(&self.recorder, self.kind, obj, "RestoreFailed", reason, &message).await;
+        Ok(Action::await_change())
+    }
+
+    /// The storage name and path to read `spec.backup` from.
+    fn source(&self, ns: &str, spec: &RestoreSpec) -> Result<(String, String, Option<String>), String> {
+        let obj = self
+            .backups
+            .get(&ObjectRef::new(Some(ns), &spec.backup))
+            .ok_or_else(|| format!("spec.backup: backup {:?} not found", spec.backup))?;
+        let bk = object::typed::<BackupSpec>(&obj)
+            .map_err(|e| format!("backup {:?} is malformed: {e}", spec.backup))?;
+        let st = bk.status.unwrap_or_default();
+        if st.phase != BackupPhase::Succeeded {
+            return Err(format!(
+                "spec.backup: backup {:?} has not succeeded (phase {:?})",
+                spec.backup, st.phase
+            ));
+        }
+        let location = st
+            .locations
+            .iter()
+            .find(|l| spec.storage.as_ref().is_none_or(|s| *s == l.storage))
+            .ok_or_else(|| {
+                format!(
+                    "spec.storage: backup {:?} has no copy in storage {:?}",
+                    spec.backup,
+                    spec.storage.clone().unwrap_or_default()
+                )
+            })?;
+        Ok((location.storage.clone(), location.path.clone(), st.sha256))
+    }
+
+    async fn run(&self, obj: &Value, spec: &RestoreSpec, mut next: RestoreStatus) -> Result<Action, Error> {
+        let ns = object::namespace(obj).unwrap_or_default().to_owned();
+        next.observed_generation = Some(object::generation(obj));
+        next.phase = RestorePhase::Running;
+        next.start_time = Some(status::now());
+        let (storage_name, path, sha256) = match self.source(&ns, spec) {
+            Ok(s) => s,
+            Err(message) => return self.fail(obj, next, "BackupUnavailable", message).await,
+        };
+        next.source = Some(format!("{storage_name}:{path}"));
+        let obj = self.write(obj, &next).await?;
+        let target = match self.resolver.resolve(&ns, &spec.database).await {
+            Ok(t) => t,
+            Err(e) => return self.fail(&obj, next, "DatabaseUnavailable", e.to_string()).await,
+        };
+        let stream = match self.opener.open(&storage_name) {
+            Ok(s) => s
+                .read(&path)
+                .await
+                .map_err(|e| format!("storage {storage_name}: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(message) => return self.fail(&obj, next, "StorageUnavailable", message).await,
+        };
+        tracing::info!(database = %spec.database, backup = %spec.backup, "restore started");
+        let restored = pipeline::restore(
+            &target.docker,
+            &target.container,
+            &target.restore,
+            stream,
+            sha256.as_deref(),
+        )
+        .await;
+        match restored {
+            Ok(bytes) => {
+                next.phase = RestorePhase::Succeeded;
+                next.completion_time = Some(status::now());
+                next.restored_bytes = Some(bytes);
+                next.error = None;
+                let message = format!("{bytes} bytes restored from backup {}", spec.backup);
+                backup::set_outcome(
+                    &mut next.conditions,
+                    true,
+                    "Succeeded",
+                    &message,
+                    object::generation(&obj),
+                );
+                self.write(&obj, &next).await?;
+                tracing::info!(bytes, "restore succeeded");
+                Ok(Action::await_change())
+            }
+            Err(e) => self.fail(&obj, next, "RestoreFailed", e.to_string()).await,
+        }
+    }
+
+    async fn interrupted(&self, obj: &Value) -> Result<Action, Error> {
+        let fresh = self
+            .client
+            .get(self.kind, object::namespace(obj), object::name(obj))
+            .await?;
+        let r = object::typed::<RestoreSpec>(&fresh).map_err(|source| Error::Malformed {
+            name: object::name(obj).to_owned(),
+            source,
+        })?;
+        let current = r.status.unwrap_or_default();
+        if current.phase != RestorePhase::Running {
+            return Ok(Action::await_change());
+        }
+        let message =
+            "interrupted: the run stopped before it finished; the database may hold part of the backup"
+                .to_string();
+        self.fail(&fresh, current, "Interrupted", message).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Reconciler for RestoreReconciler {
+    type Error = Error;
+
+    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = "Restore",
+            namespace = %object::namespace(&obj).unwrap_or_default(),
+            name = %object::name(&obj)
+        );
+        async {
+            let r = object::typed::<RestoreSpec>(&obj).map_err(|source| Error::Malformed {
+                name: object::name(&obj).to_owned(),
+                source,
+            })?;
+            if object::is_deleting(&obj) {
+                return Ok(Action::await_change());
+            }
+            let current = r.status.clone().unwrap_or_default();
+            match current.phase {
+                RestorePhase::Succeeded | RestorePhase::Failed => Ok(Action::await_change()),
+                RestorePhase::Running => self.interrupted(&obj).await,
+                RestorePhase::Pending => self.run(&obj, &r.spec, current).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
