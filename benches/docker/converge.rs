@@ -174,9 +174,13 @@ async fn one_size(bench: &Bench, plan: &Plan<'_>, n: usize) -> Size {
         clear(bench, raw::ROLE, "raw").await;
 
         if let Some(c) = plan.compose {
-            let took = c.up(bench, &format!("bench{}n{n}r{r}", bench.id), n).await;
-            compose.push(took);
-            println!("  N={n} run {r}: compose {:.2} s", took.as_secs_f64());
+            match c.up(bench, &format!("bench{}n{n}r{r}", bench.id), n).await {
+                Ok(took) => {
+                    compose.push(took);
+                    println!("  N={n} run {r}: compose {:.2} s", took.as_secs_f64());
+                }
+                Err(why) => println!("  N={n} run {r}: compose baseline broke: {why}"),
+            }
             clear(bench, raw::ROLE, "compose").await;
         }
     }

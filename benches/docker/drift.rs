@@ -58,7 +58,7 @@ pub async fn run(bench: &Bench, berth: &Berth, trials: usize, baseline_trials: u
     let (mut rm, mut kill) = (Times::default(), Times::default());
     for i in 0..trials {
         let app = &names[i % APPS];
-        let how = if (i / APPS) % 2 == 0 {
+        let how = if (i / APPS).is_multiple_of(2) {
             How::Remove
         } else {
             How::Kill
@@ -97,7 +97,11 @@ pub async fn run(bench: &Bench, berth: &Berth, trials: usize, baseline_trials: u
         (raw::ROLE.to_string(), "raw".to_string()),
     ]);
     for i in 0..baseline_trials * 2 {
-        let how = if i % 2 == 0 { How::Remove } else { How::Kill };
+        let how = if i.is_multiple_of(2) {
+            How::Remove
+        } else {
+            How::Kill
+        };
         let container = settled(bench, &selector).await;
         let times = if how == How::Remove {
             &mut raw_rm

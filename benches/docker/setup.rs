@@ -123,9 +123,25 @@ impl Drop for Cleanup {
                 let n = remove_containers(&docker, &labels).await;
                 let mut nets = 0;
                 for net in docker.list_networks(&labels).await.unwrap_or_default() {
-                    match docker.remove_network(&net.id).await {
-                        Ok(()) => nets += 1,
-                        Err(e) => eprintln!("cleanup: network {}: {e}", net.name),
+                    // Endpoints of removed containers can linger (seen after a compose run
+                    // was killed): force them off, then remove, retrying for a moment.
+                    if let Ok(info) = docker.inspect_network(&net.id).await {
+                        for endpoint in info.containers.values() {
+                            if let Err(e) = docker.disconnect_network(&net.id, endpoint).await {
+                                eprintln!("cleanup: disconnect {endpoint} from {}: {e}", net.name);
+                            }
+                        }
+                    }
+                    for attempt in 1..=10 {
+                        match docker.remove_network(&net.id).await {
+                            Ok(()) => nets += 1,
+                            Err(_) if attempt < 10 => {
+                                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                                continue;
+                            }
+                            Err(e) => eprintln!("cleanup: network {}: {e}", net.name),
+                        }
+                        break;
                     }
                 }
                 for v in docker.list_volumes(&labels).await.unwrap_or_default() {
