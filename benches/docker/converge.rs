@@ -39,13 +39,15 @@ pub struct Plan<'a> {
     pub rest_window: Duration,
     /// The compose baseline, when a compose tool exists.
     pub compose: Option<&'a Compose>,
+    /// Whether to run the baselines at all (berth's own figures only, when not).
+    pub baselines: bool,
 }
 
 /// One size's figures.
 struct Size {
     n: usize,
     berth: Stats,
-    raw: Stats,
+    raw: Option<Stats>,
     compose: Option<Stats>,
     rest: Rest,
 }
@@ -55,17 +57,18 @@ pub async fn run(bench: &Bench, plan: &Plan<'_>, report: &mut Report) -> Value {
     let mut sizes = Vec::new();
     for &n in plan.sizes {
         let size = one_size(bench, plan, n).await;
-        report.push(
-            Row::vs(
+        let row = match size.raw {
+            Some(raw) => Row::vs(
                 &format!("2 converge N={n}"),
                 "s",
                 size.berth,
                 "raw API, same parallelism",
-                size.raw,
+                raw,
             )
-            .target(1.1, Better::Lower)
-            .note(format!("{} at once", plan.workers)),
-        );
+            .target(1.1, Better::Lower),
+            None => Row::alone(&format!("2 converge N={n}"), "s", size.berth),
+        };
+        report.push(row.note(format!("{} at once", plan.workers)));
         if let Some(c) = size.compose {
             report.push(
                 Row::vs(
@@ -156,6 +159,9 @@ async fn one_size(bench: &Bench, plan: &Plan<'_>, n: usize) -> Size {
         drop(berth);
         clear(bench, label::KIND, "Application").await;
 
+        if !plan.baselines {
+            continue;
+        }
         let specs: Vec<_> = yaml
             .iter()
             .enumerate()
@@ -187,7 +193,7 @@ async fn one_size(bench: &Bench, plan: &Plan<'_>, n: usize) -> Size {
     Size {
         n,
         berth: Stats::of_secs(&ours).expect("runs"),
-        raw: Stats::of_secs(&theirs).expect("runs"),
+        raw: Stats::of_secs(&theirs),
         compose: Stats::of_secs(&compose),
         rest: rest.expect("one rest window"),
     }
@@ -215,17 +221,20 @@ fn scaling(first: &Size, last: &Size, sizes: &[Size], report: &mut Report) {
             per_app.join(", ")
         )
     };
-    report.push(
-        Row::vs(
-            &format!("6 converge slope N={}→{}", first.n, last.n),
+    let figure = format!("6 converge slope N={}→{}", first.n, last.n);
+    let ours = Stats::one(slope(first.berth.p50, last.berth.p50));
+    let row = match (first.raw, last.raw) {
+        (Some(a), Some(b)) => Row::vs(
+            &figure,
             "s/app",
-            Stats::one(slope(first.berth.p50, last.berth.p50)),
+            ours,
             "raw API slope",
-            Stats::one(slope(first.raw.p50, last.raw.p50)),
+            Stats::one(slope(a.p50, b.p50)),
         )
-        .target(1.1, Better::Lower)
-        .note(growth(&|s: &Size| s.berth.p50)),
-    );
+        .target(1.1, Better::Lower),
+        _ => Row::alone(&figure, "s/app", ours),
+    };
+    report.push(row.note(growth(&|s: &Size| s.berth.p50)));
     report.push(
         Row::alone(
             &format!("6 RSS slope N={}→{}", first.n, last.n),

@@ -9,7 +9,8 @@
 //! Knobs (environment): `BENCH_SIZES` (default `50,200,500`), `BENCH_SINGLE_TRIALS` (10),
 //! `BENCH_DRIFT_TRIALS` (50), `BENCH_REST_SECS` (30), `BENCH_REPEATS` (runs per size; by
 //! default 3 for N ≤ 50, else 1), `BENCH_WORKERS` (berth's
-//! `--controller-workers`, and the raw script's parallelism; default berth's own default).
+//! `--controller-workers`, and the raw script's parallelism; default berth's own default),
+//! `BENCH_BASELINES=0` (converge berth only: no raw script, no compose).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,6 +125,7 @@ async fn run(bench: setup::Bench) {
         workers,
         rest_window: Duration::from_secs(env_usize("BENCH_REST_SECS", 30) as u64),
         compose: compose.as_ref(),
+        baselines: env_usize("BENCH_BASELINES", 1) != 0,
     };
     let converge = converge::run(&bench, &plan, &mut report).await;
     let extra = json!({
