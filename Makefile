@@ -31,6 +31,7 @@ lint:
 crds:
 	$(CARGO) run -q --bin berth -- crds --dir crds
 
-## bench: performance figures against baselines measured in the same run
+## bench: performance figures against baselines measured in the same run (docs/performance.md);
+## tables on stdout, JSON in target/bench/. Fails only when a run breaks, never on a missed target.
 bench: deps docker
-	$(CARGO) bench --bench store_throughput --bench api --bench runtime
+	$(CARGO) bench --bench store_throughput --bench api --bench runtime --bench docker

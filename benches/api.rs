@@ -1,13 +1,19 @@
-//! API throughput and watch latency: creates/s, gets/s and write→watch delivery, per backend.
+//! API throughput and watch fan-out (issue 8, figure 5): creates/s with 10,000 objects while
+//! 50 watchers follow the collection, gets/s, and write→watch delivery latency at every
+//! watcher — embedded store against etcd (the baseline, same run).
 //!
 //! Run with `make bench`. Each backend gets the same [`measure`] run against a real
-//! `berth serve` process over HTTP; figures are printed, never asserted.
+//! `berth serve` process over HTTP; prints a table and writes `target/bench/api.json`;
+//! figures are never asserted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/etcd.rs"]
 #[allow(dead_code)]
 mod etcd;
+#[path = "report.rs"]
+#[allow(dead_code)]
+mod report;
 #[path = "../tests/common/server.rs"]
 #[allow(dead_code)]
 mod server;
@@ -15,19 +21,24 @@ mod server;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt;
+use report::{Better, Report, Row, Stats};
 use serde_json::{Value, json};
 use server::{Backend, BerthServer};
 
 /// Objects created (and read) per backend.
-const OBJECTS: usize = 2_000;
-/// Concurrent HTTP clients.
+const OBJECTS: usize = 10_000;
+/// Concurrent HTTP clients writing them.
 const CLIENTS: usize = 16;
-/// Sequential writes whose watch delivery latency is sampled.
-const LATENCY_SAMPLES: usize = 500;
+/// Watchers following the collection throughout.
+const WATCHERS: usize = 50;
+/// Sequential writes whose delivery latency is sampled at every watcher.
+const LATENCY_SAMPLES: usize = 200;
+/// Longest a watcher may lag behind the last write before the run counts as broken.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -35,33 +46,83 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let embedded = measure("embedded", BerthServer::start(Backend::Embedded, &[])).await;
+        let mut report = Report::new();
+        let embedded = measure(
+            "embedded",
+            BerthServer::start_with_log(Backend::Embedded, &[], "info"),
+        )
+        .await;
         let etcd = etcd::start().await;
-        let baseline = measure("etcd", BerthServer::start(Backend::Etcd(etcd.endpoints()), &[])).await;
-        println!(
-            "ratio embedded/etcd creates/s {:>6.2}",
-            embedded.creates / baseline.creates
+        let baseline = measure(
+            "etcd",
+            BerthServer::start_with_log(Backend::Etcd(etcd.endpoints()), &[], "info"),
+        )
+        .await;
+        let note = format!("{OBJECTS} objects, {CLIENTS} writers, {WATCHERS} watchers");
+        report.push(
+            Row::vs(
+                "5 API creates/s",
+                "1/s",
+                Stats::one(embedded.creates),
+                "etcd",
+                Stats::one(baseline.creates),
+            )
+            .target(1.0, Better::Higher)
+            .note(&note),
         );
-        println!(
-            "ratio embedded/etcd gets/s    {:>6.2}",
-            embedded.gets / baseline.gets
+        report.push(
+            Row::vs(
+                "5 API gets/s",
+                "1/s",
+                Stats::one(embedded.gets),
+                "etcd",
+                Stats::one(baseline.gets),
+            )
+            .target(1.0, Better::Higher),
         );
-        println!(
-            "ratio embedded/etcd watch p50 {:>6.2}",
-            embedded.p50 / baseline.p50
+        report.push(
+            Row::vs(
+                "5 watch delivery latency",
+                "ms",
+                embedded.latency,
+                "etcd",
+                baseline.latency,
+            )
+            .note(format!(
+                "{LATENCY_SAMPLES} sequential writes × {WATCHERS} watchers"
+            )),
         );
-        println!(
-            "ratio embedded/etcd watch p99 {:>6.2}",
-            embedded.p99 / baseline.p99
+        report.push(
+            Row::vs(
+                "5 watch fan-out drain",
+                "s",
+                Stats::one(embedded.drain),
+                "etcd",
+                Stats::one(baseline.drain),
+            )
+            .note("last bulk create → every watcher has every event"),
         );
+        let extra = json!({"embedded": embedded.extra, "etcd": baseline.extra});
+        report.finish("api", extra).expect("write target/bench/api.json");
     });
 }
 
 struct Figures {
     creates: f64,
     gets: f64,
-    p50: f64,
-    p99: f64,
+    latency: Stats,
+    drain: f64,
+    extra: Value,
+}
+
+/// What one watcher saw: ADDED events, latencies of the sampled writes, when it had all
+/// bulk events, and whether the server closed it.
+#[derive(Default)]
+struct Seen {
+    added: usize,
+    latencies: Vec<f64>,
+    bulk_done: Option<Instant>,
+    closed: bool,
 }
 
 async fn measure(label: &str, server: BerthServer) -> Figures {
@@ -78,14 +139,40 @@ async fn measure(label: &str, server: BerthServer) -> Figures {
     )
     .await;
     let secrets = format!("{base}/namespaces/{ns}/secrets");
+    wait_for(&client, &auth, &secrets).await;
+
+    // Watchers from the current revision, before any write.
+    let list: Value = client
+        .get(&secrets)
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS {
+        let resp = client
+            .get(format!("{secrets}?watch=true&resourceVersion={rv}"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "watch: {}", resp.status());
+        watchers.push(tokio::spawn(watch(resp, sent.clone())));
+    }
 
     let started = Instant::now();
     let (c, a, u) = (client.clone(), auth.clone(), secrets.clone());
     run_concurrently(OBJECTS, move |i| {
         let (client, auth, url) = (c.clone(), a.clone(), u.clone());
-        async move { post(&client, &auth, &url, secret(i)).await }
+        async move { post(&client, &auth, &url, secret(&format!("s{i}"))).await }
     })
     .await;
+    let bulk_end = Instant::now();
     let creates = OBJECTS as f64 / started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -106,81 +193,102 @@ async fn measure(label: &str, server: BerthServer) -> Figures {
     .await;
     let gets = OBJECTS as f64 / started.elapsed().as_secs_f64();
 
-    // Watch latency: time from sending a write to its event arriving on a live watch.
-    let list: Value = client
-        .get(&secrets)
-        .header("Authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let resp = client
-        .get(format!("{secrets}?watch=true&resourceVersion={rv}"))
-        .header("Authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    let watch_sent = sent.clone();
-    let watcher = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
-        let mut body = resp.bytes_stream();
-        let mut buf = Vec::new();
-        while latencies.len() < LATENCY_SAMPLES {
-            let chunk = body.next().await.expect("watch ended").unwrap();
-            buf.extend_from_slice(&chunk);
-            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let ev: Value = serde_json::from_slice(&line).unwrap();
-                if ev["type"] != "ADDED" {
-                    continue;
-                }
-                let name = ev["object"]["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                if let Some(t0) = watch_sent.lock().unwrap().get(&name) {
-                    latencies.push(t0.elapsed());
+    // Delivery latency: sequential writes, each timed at every watcher.
+    for i in 0..LATENCY_SAMPLES {
+        let name = format!("lat-{i}");
+        sent.lock().unwrap().insert(name.clone(), Instant::now());
+        post(&client, &auth, &secrets, secret(&name)).await;
+    }
+    let mut seen = Vec::new();
+    for w in watchers {
+        match tokio::time::timeout(DRAIN_TIMEOUT, w).await {
+            Ok(s) => seen.push(s.unwrap()),
+            Err(_) => panic!("{label}: a watcher did not get every event within {DRAIN_TIMEOUT:?}"),
+        }
+    }
+    let closed = seen.iter().filter(|s| s.closed).count();
+    let latencies: Vec<f64> = seen.iter().flat_map(|s| s.latencies.iter().copied()).collect();
+    let drain = seen
+        .iter()
+        .filter_map(|s| s.bulk_done)
+        .max()
+        .map_or(f64::NAN, |t| t.saturating_duration_since(bulk_end).as_secs_f64());
+    let latency = Stats::of(&latencies).unwrap_or(Stats::one(f64::NAN));
+    println!(
+        "{label:>9}: creates/s {creates:>7.0}  gets/s {gets:>7.0}  watch latency p50 {:.2} ms p95 {:.2} ms  drain {drain:.2} s  ({closed} watchers closed by the server)",
+        latency.p50, latency.p95
+    );
+    drop(server);
+    Figures {
+        creates,
+        gets,
+        latency,
+        drain,
+        extra: json!({"creates_per_s": creates, "gets_per_s": gets, "latency_ms": latency, "drain_s": drain, "watchers_closed": closed}),
+    }
+}
+
+/// Follows one watch until it has every ADDED event (bulk and sampled) or the server ends
+/// it. Only sampled writes' lines are parsed: 50 watchers parsing 10,000 events each would
+/// take the CPU the server needs.
+async fn watch(resp: reqwest::Response, sent: Arc<Mutex<HashMap<String, Instant>>>) -> Seen {
+    let mut seen = Seen::default();
+    let mut body = resp.bytes_stream();
+    let mut buf = Vec::new();
+    while seen.added < OBJECTS + LATENCY_SAMPLES {
+        let Some(Ok(chunk)) = body.next().await else {
+            seen.closed = true;
+            break;
+        };
+        buf.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            let line = &buf[start..start + pos];
+            start += pos + 1;
+            if !contains(line, br#""type":"ADDED""#) {
+                continue;
+            }
+            seen.added += 1;
+            if seen.added == OBJECTS {
+                seen.bulk_done = Some(Instant::now());
+            }
+            if contains(line, br#""name":"lat-"#) {
+                let ev: Value = serde_json::from_slice(line).unwrap();
+                let name = ev["object"]["metadata"]["name"].as_str().unwrap_or_default();
+                if let Some(t0) = sent.lock().unwrap().get(name) {
+                    seen.latencies.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
             }
         }
-        latencies
-    });
-    let mut writes = Vec::with_capacity(LATENCY_SAMPLES);
-    for i in 0..LATENCY_SAMPLES {
-        let obj = secret(OBJECTS + i);
-        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
-        let t0 = Instant::now();
-        sent.lock().unwrap().insert(name, t0);
-        post(&client, &auth, &secrets, obj).await;
-        writes.push(t0.elapsed());
+        buf.drain(..start);
     }
-    writes.sort();
-    let write_p50 = writes[writes.len() / 2].as_secs_f64() * 1e3;
-    let mut latencies = watcher.await.unwrap();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1e3
-    };
-    let figures = Figures {
-        creates,
-        gets,
-        p50: pct(0.50),
-        p99: pct(0.99),
-    };
-    println!(
-        "{label:>9}: creates/s {:>7.0}  gets/s {:>7.0}  ({OBJECTS} objects, {CLIENTS} clients)  watch latency p50 {:.2} ms  p99 {:.2} ms  ({LATENCY_SAMPLES} sequential writes, each {write_p50:.2} ms p50)",
-        figures.creates, figures.gets, figures.p50, figures.p99
-    );
-    drop(server);
-    figures
+    seen
 }
 
-fn secret(i: usize) -> Value {
-    json!({"kind": "Secret", "metadata": {"name": format!("s{i}")}, "spec": {"data": {"k": "v"}}})
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn secret(name: &str) -> Value {
+    json!({"kind": "Secret", "metadata": {"name": name}, "spec": {"data": {"k": "v"}}})
+}
+
+/// Waits until the namespace accepts reads (its Environment exists).
+async fn wait_for(client: &reqwest::Client, auth: &str, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .get(url)
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        if resp.status().is_success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "GET {url}: {}", resp.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn post(client: &reqwest::Client, auth: &str, url: &str, body: Value) {

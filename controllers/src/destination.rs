@@ -6,7 +6,8 @@
 //! - Deletion (finalizer `berth.dev/destination`) removes the network once no container is
 //!   attached to it any more; until then it checks again every [`IN_USE_RECHECK`] (a wait,
 //!   not a failure: no growing backoff), and whenever an Application on it changes or goes
-//!   away. A network that never existed, or a server that is gone, does not block deletion.
+//!   away (while the Destination is live, Application changes do not trigger it). A network
+//!   that never existed, or a server that is gone, does not block deletion.
 //!
 //! # Caveats
 //! - A network that exists under the name but was not created by berth is used as is and
@@ -88,15 +89,24 @@ pub fn install(
     let destinations = manager.informer(kind);
     // Reads Servers (through `dockers`): wait for their cache too.
     let servers = manager.informer(server::kind("Server")?);
-    // An Application going away may free the network of a Destination being deleted.
+    // An Application going away may free the network of a Destination being deleted. Only
+    // such Destinations are re-checked: a live one does not depend on its apps, and
+    // re-checking it on every app status write costs one network inspect (listing every
+    // attached container) per write, quadratic in the apps converging at once.
     let apps = manager.informer(server::kind("Application")?);
+    let deleting = destinations.clone();
     let controller = Controller::new(NAME, destinations)
         .with_config(config)
         .watches(&servers, |_| Vec::new())
-        .watches(&apps, |app| {
+        .watches(&apps, move |app| {
             app.pointer("/spec/destination")
                 .and_then(Value::as_str)
                 .map(ObjectRef::cluster)
+                .filter(|d| {
+                    deleting
+                        .get(d)
+                        .is_some_and(|d| d.pointer("/metadata/deletionTimestamp").is_some())
+                })
                 .into_iter()
                 .collect()
         });

@@ -27,6 +27,7 @@ pub struct BerthServer {
     backend: Backend,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    log_filter: String,
 }
 
 /// The berth binary under test.
@@ -37,6 +38,12 @@ pub fn berth_bin() -> &'static str {
 impl BerthServer {
     /// Starts a server on `backend` with extra `serve` arguments.
     pub fn start(backend: Backend, extra_args: &[&str]) -> Self {
+        Self::start_with_log(backend, extra_args, "info,berth=debug")
+    }
+
+    /// Starts a server like [`BerthServer::start`], logging with `BERTH_LOG=log_filter`
+    /// (benches log less than tests, so that logging does not weigh on their figures).
+    pub fn start_with_log(backend: Backend, extra_args: &[&str], log_filter: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
         let config = dir.path().join("config.yaml");
         let mut s = Self {
@@ -47,6 +54,7 @@ impl BerthServer {
             backend,
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log_filter: log_filter.to_string(),
         };
         s.spawn();
         s
@@ -61,6 +69,11 @@ impl BerthServer {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
+    }
+
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The server's scratch directory (data dir of the embedded store lives in it).
@@ -83,7 +96,7 @@ impl BerthServer {
         }
         cmd.args(&self.extra_args)
             .env("BERTH_CONFIG", &self.config)
-            .env("BERTH_LOG", "info,berth=debug")
+            .env("BERTH_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
