@@ -1245,18 +1245,21 @@ mod slow_watcher {
     }
 }
 
-/// Reads `ADDED` events of `OBJECTS` distinct secrets, as a real client does: when the
-/// server drops the watch (it fell behind on a loaded machine), it resumes from the last
-/// revision it saw. Returns how many times it had to resume.
-async fn read_all_resuming(c: &Client, ns: &str, mut w: Watch, objects: usize) -> usize {
+/// Reads `ADDED` events of distinct secrets until the one named `end`, as a real client
+/// does: when the server drops the watch (it fell behind on a loaded machine), it resumes
+/// from the last revision it saw. Returns how many it saw and how often it resumed.
+async fn read_all_resuming(c: &Client, ns: &str, mut w: Watch) -> (usize, usize) {
     let mut seen = std::collections::HashSet::new();
     let (mut last_rv, mut resumes) = (0, 0);
-    while seen.len() < objects {
+    loop {
         match w.next_within(WAIT).await {
             Next::Event(ev) if ev["type"] == "BOOKMARK" => {}
             Next::Event(ev) if ev["type"] == "ADDED" => {
                 last_rv = rv_num(&ev["object"]);
                 let name = ev["object"]["metadata"]["name"].as_str().unwrap().to_string();
+                if name == "end" {
+                    return (seen.len(), resumes);
+                }
                 assert!(
                     seen.insert(name),
                     "an event delivered twice: {}",
@@ -1277,58 +1280,79 @@ async fn read_all_resuming(c: &Client, ns: &str, mut w: Watch, objects: usize) -
             other => panic!("the reading watch broke after {} events: {other:?}", seen.len()),
         }
     }
-    resumes
 }
 
 async fn slow_watcher(f: Fixture) {
-    const OBJECTS: usize = 400;
+    const BATCH: usize = 100;
+    const MAX_OBJECTS: usize = 3000;
     const PARALLEL: usize = 16;
-    // A queue of 8 events: the unread watch is stuck after its socket buffers (a few MiB)
-    // and 8 more events, far fewer than the 400 x 16 KiB written.
-    let (_server, c) = f.start(&["--slow-watcher-timeout", "1s", "--watch-queue", "8"]);
+    // A queue of 8 events: once its socket buffers are full (their size depends on the
+    // kernel's autotuning), the unread watch is stuck after 8 more events and is dropped
+    // 1 s later. The test writes 64 KiB objects in batches until the server says so.
+    let (server, c) = f.start(&["--slow-watcher-timeout", "1s", "--watch-queue", "8"]);
     let ns = namespace(&c, "slow").await;
+    let dropped = || {
+        std::fs::read_to_string(server.dir().join("server.log"))
+            .unwrap_or_default()
+            .contains("dropping a watch whose client fell behind")
+    };
 
     // Opened and never read while the writes run.
     let mut slow = c.watch(&secrets(&ns), "").await;
     let fast = c.watch(&secrets(&ns), "").await;
     let reader = tokio::spawn({
         let (c, ns) = (c.clone(), ns.clone());
-        async move { read_all_resuming(&c, &ns, fast, OBJECTS).await }
+        async move { read_all_resuming(&c, &ns, fast).await }
     });
 
-    let padding = "p".repeat(16 * 1024);
+    let padding = "p".repeat(64 * 1024);
     let started = Instant::now();
-    let writes = futures::stream::iter(0..OBJECTS)
-        .map(|i| {
-            let c = c.clone();
-            let ns = ns.clone();
-            let padding = padding.clone();
-            async move {
-                let sent = Instant::now();
-                let (code, body) = c
-                    .post(
-                        &secrets(&ns),
-                        &secret(&ns, &format!("o{i}"), json!({"pad": padding})),
-                    )
-                    .await;
-                assert_eq!(code, 201, "{body}");
-                sent.elapsed()
-            }
-        })
-        .buffer_unordered(PARALLEL);
-    // Writes never wait on the stuck watcher.
-    let latencies: Vec<Duration> = writes.collect().await;
-    let slowest = latencies.iter().max().copied().unwrap_or_default();
-    let resumes = tokio::time::timeout(WAIT, reader)
+    let mut written = 0;
+    let mut slowest = Duration::ZERO;
+    while written < MAX_OBJECTS {
+        let writes = futures::stream::iter(written..written + BATCH)
+            .map(|i| {
+                let c = c.clone();
+                let ns = ns.clone();
+                let padding = padding.clone();
+                async move {
+                    let sent = Instant::now();
+                    let (code, body) = c
+                        .post(
+                            &secrets(&ns),
+                            &secret(&ns, &format!("o{i}"), json!({"pad": padding})),
+                        )
+                        .await;
+                    assert_eq!(code, 201, "{body}");
+                    sent.elapsed()
+                }
+            })
+            .buffer_unordered(PARALLEL);
+        // Writes never wait on the stuck watcher.
+        let latencies: Vec<Duration> = writes.collect().await;
+        slowest = slowest.max(latencies.iter().max().copied().unwrap_or_default());
+        written += BATCH;
+        // The drop comes slow-watcher-timeout (1 s) after the queue filled up.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !dropped() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if dropped() {
+            break;
+        }
+    }
+    assert!(dropped(), "no watch was dropped after {written} objects");
+    c.create(&secrets(&ns), &secret(&ns, "end", json!({}))).await;
+    let (seen, resumes) = tokio::time::timeout(WAIT, reader)
         .await
         .expect("the reading watcher did not receive every event in time")
         .unwrap();
+    assert_eq!(seen, written, "the reading watch saw every object once");
     eprintln!(
-        "slow_watcher({:?}): {OBJECTS} writes in {:?} (slowest {slowest:?}); the reading watch resumed {resumes} time(s)",
+        "slow_watcher({:?}): {written} writes in {:?} (slowest {slowest:?}); the reading watch resumed {resumes} time(s)",
         f.kind,
         started.elapsed(),
     );
-
     // The slow watch was dropped: after what was already buffered it ends with an ERROR
     // (503, resume from the last resourceVersion), having delivered fewer than all events.
     let mut delivered = 0;
@@ -1349,7 +1373,7 @@ async fn slow_watcher(f: Fixture) {
             other => panic!("the slow watch went on after {delivered} events: {other:?}"),
         }
     };
-    assert!(delivered < OBJECTS, "the slow watch was never dropped");
+    assert!(delivered < written + 1, "the slow watch was never dropped");
     assert_eq!(error["object"]["code"], 503, "{error}");
     assert_eq!(error["object"]["reason"], "ServiceUnavailable", "{error}");
     match slow.next_within(WAIT).await {
@@ -1360,7 +1384,8 @@ async fn slow_watcher(f: Fixture) {
     let mut resumed = c
         .watch(&secrets(&ns), &format!("resourceVersion={last_rv}"))
         .await;
-    for _ in delivered..OBJECTS {
+    // The rest, and the end marker.
+    for _ in delivered..written + 1 {
         assert_eq!(resumed.next().await["type"], "ADDED");
     }
     let marker = c.create(&secrets(&ns), &secret(&ns, "marker", json!({}))).await;
