@@ -215,8 +215,8 @@ async fn measure(label: &str, server: BerthServer) -> Figures {
         .map_or(f64::NAN, |t| t.saturating_duration_since(bulk_end).as_secs_f64());
     let latency = Stats::of(&latencies).unwrap_or(Stats::one(f64::NAN));
     println!(
-        "{label:>9}: creates/s {creates:>7.0}  gets/s {gets:>7.0}  watch latency p50 {:.2} ms p95 {:.2} ms  drain {drain:.2} s  ({closed} watchers closed by the server)",
-        latency.p50, latency.p95
+        "{label:>9}: creates/s {creates:>7.0}  gets/s {gets:>7.0}  watch latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms  drain {drain:.2} s  ({closed} watchers closed by the server)",
+        latency.p50, latency.p95, latency.p99
     );
     drop(server);
     Figures {

@@ -1,4 +1,4 @@
-//! Bench results: samples reduced to median and p95, a figure beside its baseline and the
+//! Bench results: samples reduced to median, p95 and p99, a figure beside its baseline and the
 //! ratio, printed as a plain-text table and written as JSON under `target/bench/`.
 //!
 //! # Guarantees
@@ -25,6 +25,8 @@ pub struct Stats {
     pub p50: f64,
     /// The 95th percentile (nearest rank).
     pub p95: f64,
+    /// The 99th percentile (nearest rank).
+    pub p99: f64,
     /// How many samples.
     pub n: usize,
 }
@@ -41,6 +43,7 @@ impl Stats {
         Some(Stats {
             p50: rank(0.5),
             p95: rank(0.95),
+            p99: rank(0.99),
             n: s.len(),
         })
     }
@@ -52,7 +55,12 @@ impl Stats {
 
     /// A single measurement.
     pub fn one(v: f64) -> Stats {
-        Stats { p50: v, p95: v, n: 1 }
+        Stats {
+            p50: v,
+            p95: v,
+            p99: v,
+            n: 1,
+        }
     }
 }
 

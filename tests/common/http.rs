@@ -70,7 +70,7 @@ impl Client {
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
         self.try_raw(method, path, body, content_type)
             .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .unwrap_or_else(|e| panic!("{path}: {}", causes(&e)))
     }
 
     /// Like [`Client::raw`], but a connection failure is an error instead of a panic.
@@ -270,4 +270,15 @@ where
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// An error and each of its causes, `: `-separated (reqwest's own message names none).
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
 }

@@ -205,6 +205,16 @@ impl BerthServer {
 
 impl Drop for BerthServer {
     fn drop(&mut self) {
+        // A failing test shows whether the server was still alive, and what it logged last.
+        if std::thread::panicking() {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            eprintln!(
+                "berth serve at {} ({}); its last log lines:\n{}",
+                self.url,
+                exited.map_or("still running".to_string(), |s| format!("exited: {s}")),
+                self.log_tail()
+            );
+        }
         self.kill();
     }
 }
