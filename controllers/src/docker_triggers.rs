@@ -9,6 +9,9 @@
 //!   reconnect every owner seen so far is triggered once more, since events may have been
 //!   missed in between.
 //!
+//! - [`reachability_triggers`] yields its key each time the stream is lost, so a daemon that
+//!   goes away is noticed at once, with no polling while it is there.
+//!
 //! # Caveats
 //! - One stream follows one daemon; owners on other servers need their own stream.
 
@@ -39,6 +42,17 @@ pub fn owner_ref(event: &Event, kind: &str, scope: &Labels) -> Option<ObjectRef>
 /// Makes (or reuses) a connection to the daemon to follow.
 pub type Connect = Box<dyn Fn() -> BoxFuture<'static, Result<Docker, docker::Error>> + Send + Sync>;
 
+/// What a follower of the event stream saw.
+enum Seen<'a> {
+    /// An event.
+    Event(&'a Event),
+    /// The stream failed or the daemon could not be reached: the follower will reconnect.
+    Lost,
+    /// A pause after a loss is over and the stream is followed again; events may have been
+    /// missed in between.
+    Resumed,
+}
+
 /// An endless stream of the owners (of kind `kind`) of the containers Docker reports events
 /// for, reconnecting as the module docs say. The follower task starts with the first poll
 /// of the stream (in the controller's runtime) and ends when the stream is dropped.
@@ -47,49 +61,75 @@ pub fn owner_triggers(
     kind: &'static str,
     scope: Labels,
 ) -> impl Stream<Item = ObjectRef> + Send {
+    let mut owners: BTreeSet<ObjectRef> = BTreeSet::new();
+    follow(connect, kind, move |seen| match seen {
+        Seen::Event(event) => match owner_ref(event, kind, &scope) {
+            Some(key) => {
+                owners.insert(key.clone());
+                vec![key]
+            }
+            None => Vec::new(),
+        },
+        Seen::Lost => Vec::new(),
+        Seen::Resumed => owners.iter().cloned().collect(),
+    })
+}
+
+/// An endless stream that yields `key` whenever the daemon's event stream is lost (the daemon
+/// stopped or became unreachable): the owner of `key` learns of it at once instead of by
+/// polling. The stream itself costs no Docker call while it is connected.
+pub fn reachability_triggers(connect: Connect, key: ObjectRef) -> impl Stream<Item = ObjectRef> + Send {
+    follow(connect, "reachability", move |seen| match seen {
+        Seen::Lost => vec![key.clone()],
+        Seen::Event(_) | Seen::Resumed => Vec::new(),
+    })
+}
+
+/// Follows the daemon's event stream for ever, reconnecting with backoff, and sends what
+/// `on` makes of each thing seen.
+fn follow(
+    connect: Connect,
+    what: &'static str,
+    mut on: impl FnMut(Seen<'_>) -> Vec<ObjectRef> + Send + 'static,
+) -> impl Stream<Item = ObjectRef> + Send {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let send = move |tx: &tokio::sync::mpsc::UnboundedSender<ObjectRef>, keys: Vec<ObjectRef>| {
+        keys.into_iter().all(|k| tx.send(k).is_ok())
+    };
     let follow = async move {
         let mut since: Option<i64> = None;
         let mut backoff = Duration::from_millis(100);
-        let mut seen: BTreeSet<ObjectRef> = BTreeSet::new();
         loop {
-            let docker = match connect().await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, kind, "cannot connect to docker for events; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            };
-            let mut events = docker.events(since);
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(event) => {
-                        backoff = Duration::from_millis(100);
-                        since = Some(event.time_nanos / 1_000_000_000);
-                        if let Some(key) = owner_ref(&event, kind, &scope) {
-                            seen.insert(key.clone());
-                            if tx.send(key).is_err() {
-                                return;
+            match connect().await {
+                Ok(docker) => {
+                    let mut events = docker.events(since);
+                    while let Some(item) = events.next().await {
+                        match item {
+                            Ok(event) => {
+                                backoff = Duration::from_millis(100);
+                                since = Some(event.time_nanos / 1_000_000_000);
+                                if !send(&tx, on(Seen::Event(&event))) {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, what, "docker event stream failed; reconnecting");
+                                break;
                             }
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, kind, "docker event stream failed; reconnecting");
-                        break;
-                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, what, "cannot connect to docker for events; retrying");
                 }
             }
-            if tx.is_closed() {
+            if tx.is_closed() || !send(&tx, on(Seen::Lost)) {
                 return;
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            for key in &seen {
-                if tx.send(key.clone()).is_err() {
-                    return;
-                }
+            if !send(&tx, on(Seen::Resumed)) {
+                return;
             }
         }
     };

@@ -6,6 +6,9 @@
 //! - Status: `Ready` (reason `Reachable` / `Unreachable` with the daemon's error), the engine
 //!   version, `os/arch`, CPUs, memory, Docker's root dir and disk usage, and `lastProbeTime`,
 //!   the heartbeat, renewed every [`HEARTBEAT`] (two Docker calls: `/info` and `/system/df`).
+//! - The `localhost` daemon going away is noticed at once, not at the next heartbeat: losing
+//!   its event stream triggers a probe ([`docker_triggers::reachability_triggers`]). So a
+//!   reachable server costs no Docker call and no API write between heartbeats.
 //! - An unreachable daemon is retried with the queue's exponential backoff; berth keeps running.
 //! - The `localhost` Server (for the `--docker` endpoint) and the default Destination are
 //!   created through the API whenever they are missing (checked on every cache change and
@@ -21,6 +24,8 @@ use berth_crds::{
     meta::ConditionStatus,
     registry::KindInfo,
 };
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +35,7 @@ use crate::{
     client::{self, Client},
     controller::{Action, Controller, ControllerConfig, Reconciler},
     docker::{self, CallCounter, Docker, Labels},
+    docker_triggers,
     informer::Informer,
     manager::Manager,
     object::{self, ObjectRef},
@@ -42,8 +48,9 @@ pub const NAME: &str = "server";
 pub const LOCALHOST: &str = "localhost";
 /// The Destination berth creates on `localhost`.
 pub const DEFAULT_DESTINATION: &str = "default";
-/// How often a reachable server is probed.
-pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How often a reachable server is probed (engine facts, disk usage); a lost daemon is
+/// noticed sooner, from its event stream.
+pub const HEARTBEAT: Duration = Duration::from_secs(600);
 
 /// A failed Server reconcile or set-up.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +223,9 @@ pub struct ServerReconciler {
     client: Arc<dyn Client>,
     kind: &'static KindInfo,
     dockers: Dockers,
+    /// When the `localhost` daemon's event stream was last lost: a probe is due if it was
+    /// after the last probe (a hint for promptness only; a restart simply probes later).
+    lost_at: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
 }
 
 /// Adds the Server controller and the defaults task to `manager`.
@@ -223,11 +233,29 @@ pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers
     let servers_kind = kind("Server")?;
     let servers = manager.informer(servers_kind);
     let destinations = manager.informer(kind("Destination")?);
-    let controller = Controller::new(NAME, servers.clone()).with_config(config);
+    let connector = dockers.clone();
+    let lost_at = Arc::new(std::sync::Mutex::new(None));
+    let record = lost_at.clone();
+    let lost = docker_triggers::reachability_triggers(
+        Box::new(move || {
+            let d = connector.clone();
+            Box::pin(async move { d.local().await })
+        }),
+        ObjectRef::cluster(LOCALHOST),
+    )
+    .inspect(move |_| {
+        if let Ok(mut at) = record.lock() {
+            *at = Some(status::now());
+        }
+    });
+    let controller = Controller::new(NAME, servers.clone())
+        .with_config(config)
+        .triggers(lost);
     let reconciler = ServerReconciler {
         client: manager.client_for(NAME),
         kind: servers_kind,
         dockers: dockers.clone(),
+        lost_at,
     };
     manager.add(controller, reconciler);
     let client = manager.client_for("defaults");
@@ -314,14 +342,17 @@ impl ServerReconciler {
         })?;
         let generation = object::generation(&obj);
         let old = server.status.unwrap_or_default();
-        // Our own status write triggers a reconcile too: probe only once a heartbeat is due.
+        // Our own status write triggers a reconcile too: probe only once a heartbeat is due,
+        // or the daemon's event stream was lost since the last probe.
         let ready = old
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+        let lost_at = self.lost_at.lock().ok().and_then(|at| *at);
         if ready
             && old.observed_generation == Some(generation)
             && let Some(last) = old.last_probe_time
+            && (name != LOCALHOST || lost_at.is_none_or(|lost| lost < last))
         {
             let age = (status::now() - last).to_std().unwrap_or_default();
             if age < HEARTBEAT {
