@@ -170,6 +170,7 @@ fn check_copies(t: &Bk, b: &Value, magic: &[u8]) {
 
 #[test]
 fn a_schedule_every_minute_runs_on_time_and_keeps_the_last_two_everywhere() {
+    let began = Instant::now();
     let t = Bk::start("redis");
     t.sh(redis_cli(
         &t.db.creds,
@@ -235,10 +236,12 @@ fn a_schedule_every_minute_runs_on_time_and_keeps_the_last_two_everywhere() {
     let sched = t.w.get("backupschedule", "every-minute");
     assert!(sched["status"]["nextScheduleTime"].is_string(), "{sched}");
     assert!(sched["status"]["lastSuccessfulTime"].is_string(), "{sched}");
+    println!("schedule test took {:.0}s", began.elapsed().as_secs_f64());
 }
 
 #[test]
 fn wrong_s3_credentials_fail_the_backup_with_the_s3_message_and_the_schedule_keeps_running() {
+    let began = Instant::now();
     let t = Bk::start("redis");
     t.sh(redis_cli(&t.db.creds, &["SET", "k", "v"]));
     let storage = |secret: &str| {
@@ -338,10 +341,15 @@ spec:
         time(&failed, "completionTime") - failed_tick as f64,
         time(&next, "startTime") - tick_of(name) as f64
     );
+    println!(
+        "wrong-credentials test took {:.0}s",
+        began.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
 fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_scheduled_run_succeeds() {
+    let began = Instant::now();
     let mut t = Bk::start("postgresql");
     // ~130 MB of hex text: pg_dump -Fc needs several seconds and writes ~55 MB.
     let t0 = Instant::now();
@@ -484,4 +492,5 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_sched
         "{}",
         out.err()
     );
+    println!("kill -9 test took {:.0}s", began.elapsed().as_secs_f64());
 }
