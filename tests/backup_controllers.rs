@@ -7,12 +7,14 @@
 //!   leaves exactly two files and two objects after four runs; wrong S3 credentials fail
 //!   a scheduled run with S3's own message and the next tick runs (and succeeds once the
 //!   credentials are fixed).
-//! - PostgreSQL (~100 MB of table data, so that a streamed `pg_dump` takes seconds): berth
+//! - PostgreSQL (~130 MB of table data, so that a streamed `pg_dump` takes seconds): berth
 //!   is killed (SIGKILL) in the middle of a scheduled backup; after the restart that Backup
 //!   is Failed `Interrupted`, its `.partial` file and S3 multipart upload are gone, and the
 //!   next scheduled run succeeds and restores to identical data.
 //!
-//! The three tests wait on cron ticks (every minute): about 2–5 minutes each, in parallel.
+//! The tests wait on cron ticks (every minute): about 4 minutes for the schedule (four
+//! runs), 2–3 for kill -9, 1.5 for the wrong credentials; they run in parallel threads
+//! (each has its own berth, run label, network, namespace and SeaweedFS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -351,7 +353,8 @@ spec:
 fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_scheduled_run_succeeds() {
     let began = Instant::now();
     let mut t = Bk::start("postgresql");
-    // ~130 MB of hex text: pg_dump -Fc needs several seconds and writes ~55 MB.
+    // ~130 MB of hex text: pg_dump -Fc needs 10-20 s here and writes ~25 MB (past three
+    // S3 parts), so berth is reliably killed in the middle.
     let t0 = Instant::now();
     t.sh(psql(
         &t.db.creds,
@@ -362,7 +365,7 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_sched
     let checksum = "SELECT count(*) || ':' || md5(string_agg(md5(v), '' ORDER BY id)) FROM t";
     let original = t.sh(psql(&t.db.creds, checksum));
     println!("filled in {:.1}s: {original}", t0.elapsed().as_secs_f64());
-    t.schedule("nightly", "  - name: local\n  - name: s3\n");
+    t.schedule("every-minute", "  - name: local\n  - name: s3\n");
 
     // Mid-backup: Running, both uploads recorded, the local file past the first S3 part
     // (so the multipart upload holds data), and SeaweedFS shows the upload.
@@ -371,7 +374,7 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_sched
         Duration::from_secs(150),
         || {
             let (name, b) = t
-                .runs("nightly")
+                .runs("every-minute")
                 .into_iter()
                 .find(|(_, b)| b["status"]["phase"] == "Running")?;
             let pending = b["status"]["pending"].as_array()?;
@@ -439,7 +442,7 @@ fn kill_9_mid_backup_marks_it_interrupted_removes_its_uploads_and_the_next_sched
     );
 
     // The next scheduled run (the slot after the victim's) succeeds, and restores.
-    let next = t.next_run_succeeds("nightly", &victim);
+    let next = t.next_run_succeeds("every-minute", &victim);
     let name = next["metadata"]["name"].as_str().unwrap().to_owned();
     println!(
         "{name}: started {:.1}s after its slot, {} bytes in {:.1}s",
