@@ -13,183 +13,55 @@ use berth_crds::kinds::database::DatabaseEngine;
 use common::{
     db_images,
     docker_run::TestRun,
-    seaweedfs,
-    server::{Backend, BerthServer, OutputExt},
+    server::OutputExt,
+    world::{Database, Storages, World, mariadb, psql, redis_cli},
 };
-use serde_json::Value;
-
-/// Credentials as the Database's generated Secret holds them.
-struct Creds {
-    username: String,
-    password: String,
-    database: String,
-}
 
 /// How a test fills, destroys and checksums an engine's data with its own client.
 struct Engine {
     kind: &'static str,
-    fill: fn(&Creds) -> ExecPlan,
-    destroy: fn(&Creds) -> ExecPlan,
-    checksum: fn(&Creds) -> ExecPlan,
-}
-
-fn plan(argv: &[&str], env: &[(&str, &str)]) -> ExecPlan {
-    ExecPlan {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-    }
-}
-
-fn exec(rt: &tokio::runtime::Runtime, run: &TestRun, container: &str, p: &ExecPlan) -> String {
-    let env: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let argv: Vec<&str> = p.argv.iter().map(String::as_str).collect();
-    let out = rt
-        .block_on(run.docker.exec_with_env(container, &argv, &env))
-        .unwrap();
-    assert_eq!(out.exit_code, 0, "{:?}: {}{}", p.argv, out.stderr, out.stdout);
-    out.stdout.trim().to_owned()
+    fill: fn(&Credentials) -> ExecPlan,
+    destroy: fn(&Credentials) -> ExecPlan,
+    checksum: fn(&Credentials) -> ExecPlan,
 }
 
 /// A berth with the Database controller, a SeaweedFS, storages `local` and `s3`, and a Ready
-/// Database `<kind>db` of `kind` on `image`.
-fn setup(kind: &str, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let run = rt.block_on(TestRun::start());
-    let label = format!("dev.berth.run={}", run.id);
-    let net = format!("berth-bk-{}", run.id);
-    let s = BerthServer::start(
-        Backend::Embedded,
-        &["--docker-label", &label, "--default-network", &net],
-    );
-    let fs = rt.block_on(seaweedfs::start(&format!("bk-{}", run.id)));
-    let dir = tempfile::Builder::new()
-        .prefix("berth-backups-")
-        .tempdir()
-        .unwrap();
-    let image = image(&rt, &run);
-    let p = format!("p{}", run.id);
-    let ns = format!("{p}-production");
-    let name = format!("{}db", kind);
-    s.run_stdin(
-        &["apply", "-f", "-"],
-        &format!("apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: {p}\nspec: {{}}\n"),
-    )
-    .ok();
-    s.run_stdin(&["apply", "-f", "-"], &fs.storages_yaml(&ns, dir.path(), ""))
-        .ok();
-    s.run_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: berth.dev/v1\nkind: Database\nmetadata: {{name: {name}, namespace: {ns}}}\n\
-             spec: {{engine: {kind}, image: {image}, destination: default}}\n",
-            kind = kind,
-        ),
-    )
-    .ok();
-    let get = |kind: &str, obj: &str, extra: &[&str]| -> Value {
-        let mut args = vec!["get", kind, obj, "-n", &ns, "-o", "json"];
-        args.extend_from_slice(extra);
-        serde_json::from_str(&s.run(&args).ok()).unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let db = loop {
-        let out = s.run(&["get", "database", &name, "-n", &ns, "-o", "json"]);
-        if out.status.success() {
-            let db: Value = serde_json::from_str(&out.out()).unwrap();
-            let ready = db["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            if ready {
-                break db;
-            }
-        }
-        assert!(Instant::now() < deadline, "database not ready\n{}", s.log_tail());
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    for storage in ["local", "s3"] {
-        s.run(&[
-            "wait",
-            &format!("backupstorage/{storage}"),
-            "--for=condition=Ready",
-            "--timeout",
-            "60s",
-        ])
-        .ok();
-    }
-    let secret = get(
-        "secret",
-        db["status"]["credentialsSecret"].as_str().unwrap(),
-        &["--show-secrets"],
-    );
-    let data = &secret["spec"]["data"];
-    let creds = Creds {
-        username: data["username"].as_str().unwrap().into(),
-        password: data["password"].as_str().unwrap().into(),
-        database: data["database"].as_str().unwrap().into(),
-    };
-    let container = db["status"]["container"].as_str().unwrap().to_owned();
-    Setup {
-        s,
-        _fs: fs,
-        _dir: dir,
-        run,
-        rt,
-        ns,
-        name,
-        creds,
-        container,
-    }
+/// Database `<kind>db` of `kind` on `image`. Drops berth first, then the Docker objects, then
+/// SeaweedFS.
+struct Setup {
+    w: World,
+    _storages: Storages,
+    db: Database,
 }
 
-/// What [`setup`] made; drops berth first, then the Docker objects, then SeaweedFS.
-struct Setup {
-    s: BerthServer,
-    run: TestRun,
-    _fs: seaweedfs::SeaweedFs,
-    _dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    ns: String,
-    name: String,
-    creds: Creds,
-    container: String,
+fn setup(kind: &str, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) -> Setup {
+    let w = World::start("bk", &[]);
+    let storages = Storages::start(&w, "");
+    let image = image(&w.rt, &w.run);
+    let db = w.database(&format!("{kind}db"), kind, &image);
+    Setup {
+        w,
+        _storages: storages,
+        db,
+    }
 }
 
 fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -> String) {
-    let Setup {
-        s,
-        run,
-        _fs: fs,
-        _dir: dir,
-        rt,
-        ns,
-        name,
-        creds,
-        container,
-    } = setup(engine.kind, image);
-    let get = |kind: &str, obj: &str, extra: &[&str]| -> Value {
-        let mut args = vec!["get", kind, obj, "-n", &ns, "-o", "json"];
-        args.extend_from_slice(extra);
-        serde_json::from_str(&s.run(&args).ok()).unwrap()
-    };
-    let sh = |p: ExecPlan| exec(&rt, &run, &container, &p);
+    let Setup { w, _storages, db } = setup(engine.kind, image);
+    let sh = |p: ExecPlan| w.exec(&db.container, &p);
+    let creds = &db.creds;
 
-    sh((engine.fill)(&creds));
-    let original = sh((engine.checksum)(&creds));
+    sh((engine.fill)(creds));
+    let original = sh((engine.checksum)(creds));
     assert!(!original.is_empty());
     let t0 = Instant::now();
-    let target = format!("database/{name}");
-    let out = s
-        .run(&[
+    let target = format!("database/{}", db.name);
+    let out =
+        w.s.run(&[
             "backup",
             &target,
             "-n",
-            &ns,
+            &w.ns,
             "--storage",
             "local",
             "--storage",
@@ -204,18 +76,18 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
         engine.kind,
         t0.elapsed().as_secs_f64()
     );
-    let bk = get("backup", "bk", &[]);
+    let bk = w.get("backup", "bk");
     assert_eq!(bk["status"]["locations"].as_array().unwrap().len(), 2, "{bk}");
 
     for storage in ["s3", "local"] {
-        sh((engine.destroy)(&creds));
-        assert_ne!(sh((engine.checksum)(&creds)), original, "the data was destroyed");
-        let out = s
-            .run(&[
+        sh((engine.destroy)(creds));
+        assert_ne!(sh((engine.checksum)(creds)), original, "the data was destroyed");
+        let out =
+            w.s.run(&[
                 "restore",
                 &target,
                 "-n",
-                &ns,
+                &w.ns,
                 "--backup",
                 "bk",
                 "--storage",
@@ -224,60 +96,18 @@ fn flow(engine: Engine, image: impl FnOnce(&tokio::runtime::Runtime, &TestRun) -
             .ok();
         assert!(out.contains("succeeded"), "{out}");
         // Redis restores through a replica sync: wait for the engine to show the data.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let got = sh((engine.checksum)(&creds));
-            if got == original {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} from {storage}: {got} != {original}",
-                engine.kind
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        w.until(
+            &format!("{} restored from {storage} to read {original}", engine.kind),
+            Duration::from_secs(60),
+            || (sh((engine.checksum)(creds)) == original).then_some(()),
+        );
         println!(
             "{}: restored from {storage}, checksum {original} identical",
             engine.kind
         );
     }
-    s.run(&["delete", "database", &name, "-n", &ns, "--wait"]).ok();
-    drop(s);
-    drop(run);
-    drop(fs);
-    drop(dir);
-}
-
-fn psql(c: &Creds, sql: &str) -> ExecPlan {
-    plan(
-        &[
-            "psql",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qtA",
-            "-U",
-            &c.username,
-            "-d",
-            &c.database,
-            "-c",
-            sql,
-        ],
-        &[],
-    )
-}
-
-fn sql(c: &Creds, q: &str) -> ExecPlan {
-    plan(
-        &["mariadb", "-N", "-B", "-u", &c.username, &c.database, "-e", q],
-        &[("MYSQL_PWD", &c.password)],
-    )
-}
-
-fn cli(c: &Creds, args: &[&str]) -> ExecPlan {
-    let mut argv = vec!["redis-cli", "-n", &c.database];
-    argv.extend_from_slice(args);
-    plan(&argv, &[("REDISCLI_AUTH", &c.password)])
+    w.s.run(&["delete", "database", &db.name, "-n", &w.ns, "--wait"])
+        .ok();
 }
 
 #[test]
@@ -310,15 +140,15 @@ fn mariadb_backup_to_local_and_s3_and_restore_from_each() {
         Engine {
             kind: "mariadb",
             fill: |c| {
-                sql(
+                mariadb(
                     c,
                     "CREATE TABLE t (id int PRIMARY KEY, v text); \
                      INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_20000;",
                 )
             },
-            destroy: |c| sql(c, "DELETE FROM t; INSERT INTO t VALUES (1, 'destroyed');"),
+            destroy: |c| mariadb(c, "DELETE FROM t; INSERT INTO t VALUES (1, 'destroyed');"),
             checksum: |c| {
-                sql(
+                mariadb(
                     c,
                     "SET SESSION group_concat_max_len = 4194304; \
                      SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id))) FROM t",
@@ -335,7 +165,7 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
         Engine {
             kind: "redis",
             fill: |c| {
-                cli(
+                redis_cli(
                     c,
                     &[
                         "EVAL",
@@ -345,7 +175,7 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
                 )
             },
             destroy: |c| {
-                cli(
+                redis_cli(
                     c,
                     &[
                         "EVAL",
@@ -355,7 +185,7 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
                 )
             },
             checksum: |c| {
-                cli(
+                redis_cli(
                     c,
                     &[
                         "EVAL",
@@ -374,23 +204,19 @@ fn redis_backup_to_local_and_s3_and_restore_from_each() {
 #[ignore = "a measurement: fills PostgreSQL with ~1 GiB and backs it up, minutes on a \
             loaded machine; run with `cargo test --test backup_engines -- --ignored --nocapture`"]
 fn backing_up_a_gigabyte_postgres_keeps_berths_memory_bounded() {
-    let w = setup("postgresql", |rt, run| {
+    let Setup { w, _storages, db } = setup("postgresql", |rt, run| {
         rt.block_on(db_images::postgres_image(&run.docker))
     });
-    let sh = |p: ExecPlan| exec(&w.rt, &w.run, &w.container, &p);
+    let sh = |p: ExecPlan| w.exec(&db.container, &p);
     sh(psql(
-        &w.creds,
+        &db.creds,
         "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) AS v \
          FROM generate_series(1, 8000000) g",
     ));
-    let size = sh(psql(&w.creds, "SELECT pg_database_size(current_database())"));
+    let size = sh(psql(&db.creds, "SELECT pg_database_size(current_database())"));
     let bytes: f64 = size.parse().unwrap();
     // The same dump tool, writing to a local file in the container.
-    let dump = engine::engine(DatabaseEngine::Postgresql).dump(&Credentials {
-        username: w.creds.username.clone(),
-        password: w.creds.password.clone(),
-        database: w.creds.database.clone(),
-    });
+    let dump = engine::engine(DatabaseEngine::Postgresql).dump(&db.creds);
     let mut baseline = dump.clone();
     let argv = dump.argv.join(" ");
     baseline.argv = vec![
@@ -402,7 +228,7 @@ fn backing_up_a_gigabyte_postgres_keeps_berths_memory_bounded() {
     let dump_bytes = sh(baseline);
     let baseline_s = t0.elapsed().as_secs_f64();
     let before = w.s.peak_rss_kib();
-    let target = format!("database/{}", w.name);
+    let target = format!("database/{}", db.name);
     let t0 = Instant::now();
     let out =
         w.s.run(&[

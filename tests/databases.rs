@@ -16,139 +16,26 @@ use std::{
 
 use berth_controllers::database::engine::{self, Credentials, ExecPlan};
 use berth_crds::kinds::database::DatabaseEngine;
-use common::{
-    db_images,
-    docker_run::TestRun,
-    server::{Backend, BerthServer, OutputExt},
-};
+use common::{db_images, docker_run::TestRun, server::OutputExt, world::World};
 use serde_json::Value;
 
-/// One test's berth server, scoped to its own run label and network.
-struct Db {
-    s: BerthServer,
-    ns: String,
-    // Dropped after the server is killed: removes what carries the run label.
-    run: TestRun,
-    rt: tokio::runtime::Runtime,
+/// The Database manifest of `name` in `w`'s namespace, with `extra` spec lines.
+fn manifest(w: &World, name: &str, engine: &str, image: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: berth.dev/v1\nkind: Database\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+         spec:\n  engine: {engine}\n  image: {image}\n  destination: default\n{extra}",
+        ns = w.ns
+    )
 }
 
-impl Db {
-    fn start() -> Db {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let run = rt.block_on(TestRun::start());
-        let net = format!("berth-db-{}", run.id);
-        let label = format!("dev.berth.run={}", run.id);
-        let s = BerthServer::start(
-            Backend::Embedded,
-            &["--docker-label", &label, "--default-network", &net],
-        );
-        let p = format!("p{}", run.id);
-        s.run_stdin(
-            &["apply", "-f", "-"],
-            &format!("apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: {p}\nspec: {{}}\n"),
-        )
-        .ok();
-        // berth creates the default Destination at start: wait for it to exist, then be Ready.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !s.run(&["get", "destination", "default"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "no default destination\n{}",
-                s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s.run(&[
-            "wait",
-            "destination/default",
-            "--for=condition=Ready",
-            "--timeout",
-            "30s",
-        ])
-        .ok();
-        Db {
-            s,
-            ns: format!("{p}-production"),
-            run,
-            rt,
-        }
-    }
-
-    fn manifest(&self, name: &str, engine: &str, image: &str, extra: &str) -> String {
-        format!(
-            "apiVersion: berth.dev/v1\nkind: Database\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
-             spec:\n  engine: {engine}\n  image: {image}\n  destination: default\n{extra}",
-            ns = self.ns
-        )
-    }
-
-    fn get(&self, kind: &str, name: &str) -> Value {
-        let out = self
-            .s
-            .run(&["get", kind, name, "-n", &self.ns, "-o", "json"])
-            .ok();
-        serde_json::from_str(&out).unwrap()
-    }
-
-    /// Waits until the Database is Ready (its engine answered the probe) for its current
-    /// generation.
-    fn wait_ready(&self, name: &str) -> Value {
-        self.wait_condition(name, "Ready", "EngineReady")
-    }
-
-    /// Waits until condition `type_` of the Database has `reason` for its current generation
-    /// (and, for Ready, the container runs).
-    fn wait_condition(&self, name: &str, type_: &str, reason: &str) -> Value {
-        // Generous: two cores shared with other test binaries; initdb alone can take seconds.
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let db = self.get("database", name);
-            let generation = db.pointer("/metadata/generation").and_then(Value::as_i64);
-            let found = db
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| {
-                    c["type"] == type_
-                        && c["reason"] == reason
-                        && c["observedGeneration"].as_i64() == generation
-                });
-            let running = db["status"]["container"]
-                .as_str()
-                .is_some_and(|c| self.container_id(c).is_some());
-            if found && (type_ != "Ready" || running) {
-                return db;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: no {type_}={reason}: {db:#}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn container_id(&self, container: &str) -> Option<String> {
-        let s = self
-            .rt
-            .block_on(self.run.docker.inspect_container(container))
-            .ok()?;
-        s.running.then_some(s.id)
-    }
-
-    fn volume_exists(&self, volume: &str) -> bool {
-        Command::new("docker")
-            .args(["volume", "inspect", volume])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    }
+fn volume_exists(volume: &str) -> bool {
+    Command::new("docker")
+        .args(["volume", "inspect", volume])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 /// `docker exec` of a plan (stdin from `input`), returning stdout; panics on failure.
@@ -210,12 +97,12 @@ fn flow(
     spec: &str,
     published: Option<fn(&Value, &Credentials)>,
 ) {
-    let w = Db::start();
+    let w = World::start("db", &[]);
     let kind = serde_json::to_value(engine).unwrap();
     let kind = kind.as_str().unwrap();
     let name = format!("{kind}db");
     let t0 = Instant::now();
-    w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, spec))
+    w.s.run_stdin(&["apply", "-f", "-"], &manifest(&w, &name, kind, &image, spec))
         .ok();
     let db = w.wait_ready(&name);
     println!("{kind}: apply -> Ready in {:.1}s", t0.elapsed().as_secs_f64());
@@ -273,7 +160,7 @@ fn flow(
     // The engine is immutable.
     let other = if kind == "redis" { "keydb" } else { "redis" };
     let out =
-        w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, other, &image, spec));
+        w.s.run_stdin(&["apply", "-f", "-"], &manifest(&w, &name, other, &image, spec));
     assert!(!out.status.success(), "changing the engine must be rejected");
     assert!(out.err().contains("spec.engine"), "{}", out.err());
 
@@ -311,7 +198,7 @@ fn flow(
     // A config change rolls the container on the same volume.
     let before = w.container_id(&container).unwrap();
     let extra = format!("{spec}  env:\n  - name: BERTH_TEST_REVISION\n    value: \"2\"\n");
-    w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, &extra))
+    w.s.run_stdin(&["apply", "-f", "-"], &manifest(&w, &name, kind, &image, &extra))
         .ok();
     w.wait_ready(&name);
     let after = w.container_id(&container).unwrap();
@@ -321,12 +208,12 @@ fn flow(
     // An image that cannot be pulled (a closed loopback registry port) leaves the engine
     // running; going back to the previous spec changes nothing.
     let absent = format!("127.0.0.1:9/berth-test/absent-{}:1", w.run.id);
-    w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &absent, &extra))
+    w.s.run_stdin(&["apply", "-f", "-"], &manifest(&w, &name, kind, &absent, &extra))
         .ok();
     w.wait_condition(&name, "Progressing", "ImagePullFailed");
     assert_eq!(w.container_id(&container).as_ref(), Some(&after), "kept running");
     assert_eq!(read().trim(), "berth-42");
-    w.s.run_stdin(&["apply", "-f", "-"], &w.manifest(&name, kind, &image, &extra))
+    w.s.run_stdin(&["apply", "-f", "-"], &manifest(&w, &name, kind, &image, &extra))
         .ok();
     w.wait_ready(&name);
     assert_eq!(w.container_id(&container).as_ref(), Some(&after), "not restarted");
@@ -366,7 +253,7 @@ fn flow(
     w.s.run(&["delete", "database", &name, "-n", &w.ns, "--wait"])
         .ok();
     assert!(w.container_id(&container).is_none(), "container removed");
-    let kept = w.volume_exists(&volume);
+    let kept = volume_exists(&volume);
     if !spec.contains("deletionPolicy: Delete") {
         assert!(kept, "default policy keeps the volume");
     } else {
@@ -512,7 +399,7 @@ static PUBLIC_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16:
 
 #[test]
 fn a_foreign_container_with_the_name_is_left_alone() {
-    let w = Db::start();
+    let w = World::start("db", &[]);
     let image = w.rt.block_on(common::images::busybox_httpd(&w.run.docker));
     let container = format!("{}-squatter", w.ns);
     let out = Command::new("docker")
@@ -527,7 +414,7 @@ fn a_foreign_container_with_the_name_is_left_alone() {
     let foreign = w.container_id(&container).unwrap();
     w.s.run_stdin(
         &["apply", "-f", "-"],
-        &w.manifest("squatter", "redis", &image, ""),
+        &manifest(&w, "squatter", "redis", &image, ""),
     )
     .ok();
     let deadline = Instant::now() + Duration::from_secs(30);

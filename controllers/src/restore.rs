@@ -79,11 +79,13 @@ pub fn install(
     let restores = manager.informer(kind);
     let backups = manager.informer(server::kind("Backup")?);
     let (opener, resolver) = backup::caches(manager, dockers)?;
-    let controller = Controller::new(NAME, restores)
-        .with_config(config)
-        .watches(&backups, |_| Vec::new())
-        .watches(&opener.storages, |_| Vec::new())
-        .watches(&resolver.databases, |_| Vec::new());
+    let controller = backup::reading(
+        Controller::new(NAME, restores)
+            .with_config(config)
+            .watches(&backups, |_| Vec::new()),
+        &opener,
+        Some(&resolver),
+    );
     let reconciler = RestoreReconciler {
         client: manager.client_for(NAME),
         kind,

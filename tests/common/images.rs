@@ -40,35 +40,6 @@ EXPOSE 8080
 ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]
 "#;
 
-const FAKE_PG_DOCKERFILE: &str = r#"FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tmp /data && chmod 1777 /tmp"]
-COPY pg_dump /usr/bin/pg_dump
-COPY pg_restore /usr/bin/pg_restore
-ENV PATH=/usr/bin:/bin
-ENTRYPOINT ["/bin/sleep", "86400"]
-"#;
-
-/// A stand-in `pg_dump`: checks its argv and password against what the test wrote to
-/// `/data/expected-dump-args`, then writes `/data/db` (slowly, 300 times over, while
-/// `/data/slow` exists).
-const FAKE_PG_DUMP: &str = r#"#!/bin/sh
-[ "$*" = "$(cat /data/expected-dump-args)" ] || { echo "pg_dump: unexpected arguments: $*" >&2; exit 2; }
-[ "$PGPASSWORD" = "$(cat /data/password)" ] || { echo "pg_dump: password authentication failed" >&2; exit 2; }
-if [ -f /data/slow ]; then
-  i=0; while [ $i -lt 300 ]; do cat /data/db; sleep 0.2; i=$((i+1)); done
-else
-  cat /data/db
-fi
-"#;
-
-/// A stand-in `pg_restore`: checks argv and password, then replaces `/data/db` with stdin.
-const FAKE_PG_RESTORE: &str = r#"#!/bin/sh
-[ "$*" = "$(cat /data/expected-restore-args)" ] || { echo "pg_restore: unexpected arguments: $*" >&2; exit 2; }
-[ "$PGPASSWORD" = "$(cat /data/password)" ] || { echo "pg_restore: password authentication failed" >&2; exit 2; }
-cat > /data/db.restoring && mv /data/db.restoring /data/db
-"#;
-
 const TRAEFIK_DOCKERFILE: &str = r#"FROM scratch
 COPY traefik /usr/local/bin/traefik
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
@@ -91,40 +62,6 @@ pub(crate) enum Source {
 /// `target/test-deps/` of this checkout.
 pub fn deps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps")
-}
-
-/// Tag of an image whose `pg_dump`/`pg_restore` are busybox scripts over the file
-/// `/data/db` (see [`FAKE_PG_DUMP`]): a PostgreSQL stand-in for backup tests that run the
-/// engine table's real command lines without a database server.
-pub async fn fake_pg_tools(docker: &Docker) -> String {
-    let busybox = PathBuf::from("/bin/busybox");
-    assert!(
-        busybox.exists(),
-        "/bin/busybox missing: run scripts/install-test-deps.sh (Debian busybox-static)"
-    );
-    let entries = vec![
-        Entry {
-            path: "Dockerfile",
-            mode: 0o644,
-            source: Source::Text(FAKE_PG_DOCKERFILE),
-        },
-        Entry {
-            path: "pg_dump",
-            mode: 0o755,
-            source: Source::Text(FAKE_PG_DUMP),
-        },
-        Entry {
-            path: "pg_restore",
-            mode: 0o755,
-            source: Source::Text(FAKE_PG_RESTORE),
-        },
-        Entry {
-            path: "busybox",
-            mode: 0o755,
-            source: Source::File(busybox),
-        },
-    ];
-    ensure_image(docker, "fake-pg", entries).await
 }
 
 /// Tag of the busybox httpd image, building it if needed.

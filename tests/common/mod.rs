@@ -11,3 +11,4 @@ pub mod images;
 pub mod registry;
 pub mod seaweedfs;
 pub mod server;
+pub mod world;

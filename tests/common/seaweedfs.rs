@@ -118,6 +118,34 @@ spec:
         )
     }
 
+    /// The ids of the bucket's unfinished multipart uploads, as the filer holds them (one
+    /// directory per upload under the bucket's `.uploads`, removed by completion or abort).
+    pub async fn multipart_uploads(&self) -> Vec<String> {
+        let url = format!(
+            "http://127.0.0.1:{}/buckets/{}/.uploads/?limit=1000",
+            self.filer_port, self.bucket
+        );
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Vec::new();
+        }
+        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        let listing: serde_json::Value = resp.json().await.unwrap();
+        listing["Entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["FullPath"].as_str())
+            .filter_map(|p| p.rsplit('/').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The last lines of the server's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();

@@ -11,7 +11,8 @@
 //!   when the dump tool exited 0, and recorded in `status.pending` while they run.
 //! - A Backup found Running when no run is alive (berth was killed or lost leadership
 //!   mid-run) is marked Failed with reason `Interrupted`, and the `.partial` files and S3
-//!   multipart uploads listed in `status.pending` are removed or aborted.
+//!   multipart uploads listed in `status.pending` are removed or aborted (the error names
+//!   any that could not be). Workers start only once every cache a run reads has listed.
 //! - A failed backup is a Warning event (`BackupFailed`) on the Backup.
 //!
 //! # Caveats
@@ -104,6 +105,20 @@ pub(crate) fn caches(manager: &mut Manager, dockers: Dockers) -> Result<(Opener,
     Ok((opener, resolver))
 }
 
+/// Makes `controller` start only once every cache that `opener` and `resolver` read has
+/// listed (changes to them trigger nothing by themselves). Without it a reconcile right
+/// after a restart could find a storage's Server or Secret missing from a cache that has
+/// not listed yet, and fail a run (or skip an interrupted run's cleanup) for nothing.
+pub(crate) fn reading(controller: Controller, opener: &Opener, resolver: Option<&Resolver>) -> Controller {
+    let mut caches = vec![&opener.storages, &opener.secrets, &opener.servers];
+    if let Some(r) = resolver {
+        caches.extend([&r.databases, &r.destinations]);
+    }
+    caches
+        .into_iter()
+        .fold(controller, |c, cache| c.watches(cache, |_| Vec::new()))
+}
+
 /// Adds the Backup controller to `manager`.
 pub fn install(
     manager: &mut Manager,
@@ -113,13 +128,13 @@ pub fn install(
     let kind = server::kind("Backup")?;
     let backups = manager.informer(kind);
     let (opener, resolver) = caches(manager, dockers)?;
-    let controller = Controller::new(NAME, backups)
-        .with_config(config)
-        .workers(WORKERS)
-        .watches(&opener.storages, |_| Vec::new())
-        .watches(&opener.secrets, |_| Vec::new())
-        .watches(&resolver.databases, |_| Vec::new())
-        .watches(&resolver.destinations, |_| Vec::new());
+    let controller = reading(
+        Controller::new(NAME, backups)
+            .with_config(config)
+            .workers(WORKERS),
+        &opener,
+        Some(&resolver),
+    );
     let reconciler = BackupReconciler {
         client: manager.client_for(NAME),
         kind,
@@ -186,6 +201,20 @@ pub(crate) async fn report_failure(
     }
 }
 
+/// The error of an interrupted run; `left` lists the unfinished uploads that could not be
+/// removed (they stay until removed by hand or by the bucket's lifecycle rules).
+fn interrupted_message(left: &[String]) -> String {
+    let what = "interrupted: the run stopped before it finished (berth was stopped or lost leadership)";
+    if left.is_empty() {
+        format!("{what}; its unfinished uploads were removed")
+    } else {
+        format!(
+            "{what}; could not remove its unfinished uploads: {}",
+            left.join("; ")
+        )
+    }
+}
+
 /// Why a run failed, as a condition reason.
 fn reason_of(e: &pipeline::Error) -> &'static str {
     match e {
@@ -239,6 +268,7 @@ impl BackupReconciler {
         if current.phase != BackupPhase::Running {
             return Ok(Action::await_change());
         }
+        let mut left = Vec::new();
         for p in &current.pending {
             let pending = storage::Pending {
                 path: p.path.clone(),
@@ -250,12 +280,10 @@ impl BackupReconciler {
             };
             if let Err(e) = removed {
                 tracing::warn!(storage = %p.storage, path = %p.path, error = %e, "could not remove an interrupted upload");
+                left.push(format!("storage {} {}: {e}", p.storage, p.path));
             }
         }
-        let message =
-            "interrupted: the run stopped before it finished (berth was stopped or lost leadership); \
-                       its unfinished uploads were removed"
-                .to_string();
+        let message = interrupted_message(&left);
         self.fail(&fresh, current, "Interrupted", message).await
     }
 
@@ -383,5 +411,22 @@ impl Reconciler for BackupReconciler {
         }
         .instrument(span)
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interrupted_message;
+
+    #[test]
+    fn an_interrupted_run_says_whether_its_uploads_were_removed() {
+        assert!(interrupted_message(&[]).ends_with("its unfinished uploads were removed"));
+        let m = interrupted_message(&["storage local /b/x.gz: backupstorage \"local\" not found".into()]);
+        assert!(m.starts_with("interrupted: "), "{m}");
+        assert!(!m.contains("were removed"), "{m}");
+        assert!(
+            m.contains("could not remove its unfinished uploads: storage local /b/x.gz"),
+            "{m}"
+        );
     }
 }

@@ -96,10 +96,13 @@ pub fn install(
     let schedules = manager.informer(kind);
     let backups = manager.informer(backup_kind);
     let (opener, _) = backup::caches(manager, dockers)?;
-    let controller = Controller::new(NAME, schedules)
-        .with_config(config)
-        .owns(&backups)
-        .watches(&opener.storages, |_| Vec::new());
+    let controller = backup::reading(
+        Controller::new(NAME, schedules)
+            .with_config(config)
+            .owns(&backups),
+        &opener,
+        None,
+    );
     let reconciler = ScheduleReconciler {
         client: manager.client_for(NAME),
         kind,
