@@ -14,7 +14,6 @@ pub mod error;
 pub mod get;
 pub mod logs;
 pub mod manifest;
-pub mod merge;
 pub mod output;
 pub mod target;
 pub mod wait;
