@@ -220,20 +220,22 @@ impl World {
         ));
     }
 
-    /// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-    fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn until<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        self.s.until(what, timeout, f)
+    }
+
+    fn wait_app_ready(&self, name: &str) {
+        let app = format!("app/{name}");
+        let args = [
+            "wait",
+            &app,
+            "-n",
+            &self.ns,
+            "--for=condition=Ready",
+            "--timeout",
+            "90s",
+        ];
+        self.s.run(&args).ok();
     }
 
     /// Waits until the GitRepository has applied `commit` and is Ready.
@@ -354,16 +356,7 @@ fn three_apps_sync_update_prune_self_heal_and_suspend() {
     assert_eq!(synced["status"]["managedObjects"], 3);
     assert_eq!(synced["status"]["shortCommit"], json!(&c1[..7]));
     for name in ["web-a", "web-b", "web-c"] {
-        w.s.run(&[
-            "wait",
-            &format!("app/{name}"),
-            "-n",
-            &w.ns,
-            "--for=condition=Ready",
-            "--timeout",
-            "90s",
-        ])
-        .ok();
+        w.wait_app_ready(name);
         let (_, obj) = w.get(Some(&w.ns), "applications", name);
         assert_eq!(
             obj["metadata"]["labels"]["gitops.berth.dev/name"], "apps",
@@ -437,16 +430,7 @@ fn three_apps_sync_update_prune_self_heal_and_suspend() {
     w.synced("apps", &c4, Duration::from_secs(20));
     let (_, b) = w.get(Some(&w.ns), "applications", "web-b");
     assert_eq!(b["spec"]["replicas"], 1);
-    w.s.run(&[
-        "wait",
-        "app/web-a",
-        "-n",
-        &w.ns,
-        "--for=condition=Ready",
-        "--timeout",
-        "90s",
-    ])
-    .ok();
+    w.wait_app_ready("web-a");
 }
 
 #[test]

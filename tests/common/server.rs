@@ -172,6 +172,23 @@ impl BerthServer {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Polls `f` every 20 ms until it returns `Some`; after `timeout` panics naming `what`,
+    /// with the server's log tail.
+    pub fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A `berth` CLI command pointed at this server.
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new(berth_bin());
