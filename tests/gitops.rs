@@ -64,6 +64,25 @@ fn adapter_fetches_over_smart_http_shallow_and_repeatedly() {
             ["b.yaml"]
         );
 
+        // A commit behind the shallow boundary, not at any tip: the fallback deepens.
+        // (A fresh cache whose shallow fetch of main holds only the second commit.)
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = Repositories::new(fresh_dir.path().to_path_buf());
+        assert_eq!(
+            fresh.fetch(&repo.url, &Reference::Default, None).await.unwrap(),
+            second
+        );
+        assert!(
+            fresh.files(&repo.url, &first, "").await.is_err(),
+            "the first commit is not fetched yet"
+        );
+        let deep = Reference::Commit(first.clone());
+        assert_eq!(fresh.fetch(&repo.url, &deep, None).await.unwrap(), first);
+        assert_eq!(
+            fresh.files(&repo.url, &first, "apps").await.unwrap()[0].path,
+            "a.yaml"
+        );
+
         repo.tag("v1", &first);
         assert_eq!(
             repos
