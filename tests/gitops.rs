@@ -609,6 +609,13 @@ fn one_invalid_manifest_applies_nothing_until_it_is_fixed() {
             "{name} was applied from an invalid commit"
         );
     }
+    let described =
+        w.s.run(&["describe", "gitrepository", "strict", "-n", &w.ns])
+            .ok();
+    assert!(
+        described.contains("ValidationFailed"),
+        "no warning event:\n{described}"
+    );
     let obj = w.repo("strict");
     assert_eq!(obj["status"]["lastAttemptedCommit"], json!(c1));
     assert!(obj.pointer("/status/lastAppliedCommit").is_none());
@@ -638,6 +645,14 @@ fn one_invalid_manifest_applies_nothing_until_it_is_fixed() {
         ],
     );
     w.synced("strict", &fixed, Duration::from_secs(20));
+    let described =
+        w.s.run(&["describe", "gitrepository", "strict", "-n", &w.ns])
+            .ok();
+    let synced_event = format!(
+        "applied commit {}: 2 created, 0 configured, 0 unchanged, 0 pruned",
+        &fixed[..7]
+    );
+    assert!(described.contains(&synced_event), "no Synced event:\n{described}");
     assert_eq!(w.secret_value("first", "value").as_deref(), Some("1"));
     assert_eq!(w.secret_value("second", "value").as_deref(), Some("2"));
 }
