@@ -544,6 +544,45 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
 }
 
 #[test]
+fn a_webhook_request_survives_a_restart() {
+    let mut w = World::without_docker();
+    let git = GitServer::start();
+    let repo = git.create_repo("durable");
+    let hook_secret = "durable-s3cret";
+    w.apply(&format!(
+        "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\nspec:\n  data:\n    secret: {hook_secret}\n\
+         ---\napiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{ns}\nspec:\n  provider: github\n  webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n",
+        ns = w.ns
+    ));
+    let c1 = commit_files(&repo, &[("s.yaml".into(), secret("durable", "1"))]);
+    w.git_repository(
+        "durable",
+        &repo.url,
+        &format!("  interval: 1h\n  sourceRef: gh-{}\n", w.ns),
+    );
+    w.synced("durable", &c1, Duration::from_secs(20));
+
+    // The request is recorded while no GitRepository controller runs...
+    let without = format!("{NO_DOCKER},gitrepository");
+    w.s.restart_with(&["--disable-controllers", &without]);
+    w.api = Client::new(&w.s.url, Some(&w.s.token));
+    let c2 = commit_files(&repo, &[("s.yaml".into(), secret("durable", "2"))]);
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let path = format!("/hooks/git/{}/durable", w.ns);
+    assert_eq!(
+        w.hook(&path, body, &[("X-Hub-Signature-256", sign(hook_secret, body))]),
+        202
+    );
+    assert_eq!(w.repo("durable")["status"]["lastAppliedCommit"], json!(c1));
+
+    // ...and handled by the next one: with a 1h interval only the request explains the sync.
+    w.s.restart_with(&["--disable-controllers", NO_DOCKER]);
+    w.api = Client::new(&w.s.url, Some(&w.s.token));
+    w.synced("durable", &c2, Duration::from_secs(20));
+    assert_eq!(w.secret_value("durable", "value").as_deref(), Some("2"));
+}
+
+#[test]
 fn app_webhooks_annotate_only_pushes_to_the_apps_branch() {
     let w = World::without_docker();
     let hook_secret = "lab-token";

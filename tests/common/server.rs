@@ -132,6 +132,14 @@ impl BerthServer {
         self.spawn();
     }
 
+    /// Stops the server with SIGKILL and starts it again on the same store with other extra
+    /// `serve` arguments (its URL changes: it listens on a new free port).
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.kill();
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.spawn();
+    }
+
     /// Asks the server to stop (SIGTERM) and waits up to `within` for it to exit; returns its
     /// exit status. Start it again with [`BerthServer::restart_hard`].
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
