@@ -697,6 +697,32 @@ fn one_invalid_manifest_applies_nothing_until_it_is_fixed() {
 }
 
 #[test]
+fn without_self_heal_only_new_commits_are_applied() {
+    let w = World::without_docker();
+    let git = GitServer::start();
+    let repo = git.create_repo("manual");
+    let c1 = commit_files(&repo, &[("s.yaml".into(), secret("tuned", "1"))]);
+    w.git_repository("manual", &repo.url, "  interval: 5s\n  selfHeal: false\n");
+    let first = w.synced("manual", &c1, Duration::from_secs(20));
+    w.patch(
+        "secrets",
+        "tuned",
+        &json!({"spec": {"data": {"value": "edited"}}}),
+    );
+    // The next poll happens (lastSyncTime moves) and leaves the edit alone.
+    let polled = w.until("the next poll", Duration::from_secs(20), || {
+        let r = w.repo("manual");
+        (r["status"]["lastSyncTime"] != first["status"]["lastSyncTime"]).then_some(r)
+    });
+    assert!(ready(&polled).2.contains("self-heal is off"), "{polled}");
+    assert_eq!(w.secret_value("tuned", "value").as_deref(), Some("edited"));
+    // A new commit is applied.
+    let c2 = commit_files(&repo, &[("s.yaml".into(), secret("tuned", "2"))]);
+    w.synced("manual", &c2, Duration::from_secs(20));
+    assert_eq!(w.secret_value("tuned", "value").as_deref(), Some("2"));
+}
+
+#[test]
 fn basic_auth_credentials_come_from_a_secret_and_a_wrong_password_says_so() {
     let w = World::without_docker();
     let git = GitServer::start_with_basic_auth("deploy", "correct-horse");

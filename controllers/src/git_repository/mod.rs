@@ -228,7 +228,11 @@ impl GitRepositoryReconciler {
                 }
                 next.last_attempted_commit = None;
                 next.last_sync_time = Some(now);
-                let message = format!("applied commit {}: {counts}", short(&commit));
+                let message = if applied {
+                    format!("applied commit {}: {counts}", short(&commit))
+                } else {
+                    format!("commit {} already applied (self-heal is off)", short(&commit))
+                };
                 if applied
                     && let Err(e) = self
                         .recorder
