@@ -5,8 +5,8 @@
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
 //! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
-//! [`backup_schedule`], [`backup`] and [`restore`] (Docker events reach them through
-//! [`docker_triggers`]).
+//! [`backup_schedule`], [`backup`], [`restore`] (Docker events reach them through
+//! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]).
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -26,6 +26,8 @@ pub mod docker;
 pub mod docker_triggers;
 pub mod events;
 pub mod finalizer;
+pub mod git;
+pub mod git_repository;
 pub mod informer;
 pub mod leader;
 pub mod manager;
@@ -62,10 +64,13 @@ pub struct Options {
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
     /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
-    /// `proxy`, `backup` — the last one disables storages, schedules, backups and restores).
+    /// `proxy`, `gitrepository`, `backup` — the last one disables storages, schedules,
+    /// backups and restores).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
+    /// Where the GitRepository controller caches bare repositories.
+    pub git_cache_dir: std::path::PathBuf,
 }
 
 impl Default for Options {
@@ -78,6 +83,7 @@ impl Default for Options {
             apps: application::AppOptions::default(),
             disabled: Vec::new(),
             proxy_docker: None,
+            git_cache_dir: std::env::temp_dir().join("berth-git"),
         }
     }
 }
@@ -94,6 +100,9 @@ pub enum Error {
     /// A Docker-driving controller could not be set up.
     #[error("docker controllers: {0}")]
     Docker(#[from] server::Error),
+    /// The GitRepository controller could not be set up.
+    #[error("gitrepository controller: {0}")]
+    GitRepository(#[from] git_repository::Error),
 }
 
 /// Adds every standard controller and the event sweeper to `manager`.
@@ -133,6 +142,9 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
             }
             None => tracing::warn!("no docker daemon: the proxy controller is not running"),
         }
+    }
+    if enabled(git_repository::NAME) {
+        git_repository::install(manager, options.controller.clone(), options.git_cache_dir.clone())?;
     }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);

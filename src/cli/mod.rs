@@ -14,7 +14,6 @@ pub mod error;
 pub mod get;
 pub mod logs;
 pub mod manifest;
-pub mod merge;
 pub mod output;
 pub mod target;
 pub mod wait;
@@ -152,9 +151,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub app_progress_deadline: Duration,
     /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `database`,
-    /// `proxy`, `backup`).
+    /// `proxy`, `backup`, `gitrepository`).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
+    /// Where GitRepositories' bare repositories are cached (default: `<data-dir>/git`, or
+    /// `<temp dir>/berth-git` with `--etcd`).
+    #[arg(long)]
+    pub git_cache_dir: Option<PathBuf>,
 }
 
 /// Parses `key=value`.
@@ -185,6 +188,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
+            let git_cache_dir = match (&args.git_cache_dir, args.etcd.is_empty()) {
+                (Some(dir), _) => dir.clone(),
+                (None, true) => args.data_dir.join("git"),
+                (None, false) => std::env::temp_dir().join("berth-git"),
+            };
             let store = if args.etcd.is_empty() {
                 StoreConfig::Embedded {
                     dir: args.data_dir,
@@ -233,6 +241,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                     },
                     disabled: args.disable_controllers,
                     proxy_docker: docker,
+                    git_cache_dir,
                     ..Default::default()
                 },
             };
