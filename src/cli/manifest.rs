@@ -4,8 +4,8 @@
 //! # Guarantees
 //! - [`load`] either returns every document, valid by the same `berth_crds` schemas the
 //!   server uses, or fails naming the file, the document's index (1-based) and each field.
-//! - [`Document`]s come back in dependency order (Projects, Environments, infrastructure,
-//!   Secrets, then workloads), stable within a kind.
+//! - [`Document`]s come back in dependency order (Projects, Environments, Secrets,
+//!   infrastructure, then workloads), stable within a kind.
 //!
 //! # Caveats
 //! - Directories are read one level deep: `*.yaml`, `*.yml` and `*.json`, sorted by name.

@@ -4,8 +4,8 @@
 //! # Guarantees
 //! - [`documents`] either returns every document, valid by the same schemas the server
 //!   uses, or fails naming each bad document's file, index (1-based) and fields.
-//! - [`Document`]s come back in dependency order (Projects, Environments, infrastructure,
-//!   Secrets, then workloads), stable within a kind.
+//! - [`Document`]s come back in dependency order (Projects, Environments, Secrets,
+//!   infrastructure, then workloads), stable within a kind.
 
 use std::collections::BTreeSet;
 
@@ -19,13 +19,15 @@ use crate::registry::{self, KindInfo};
 const ORDER: &[&str] = &[
     "Project",
     "Environment",
+    // Storages, Sources, Servers and Notifiers name Secrets: a Secret of the same set exists
+    // before the first reconcile of what uses it.
+    "Secret",
     "Server",
     "Destination",
     "Proxy",
     "Source",
     "BackupStorage",
     "Notifier",
-    "Secret",
     "Application",
     "Database",
     "Service",
