@@ -9,13 +9,16 @@ command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need_apt+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# tests/gitops.rs serves repositories with `git http-backend` and commits with the git CLI.
+command -v git >/dev/null 2>&1 || need_apt+=(git)
 # Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 # Let's Encrypt's test CA, packed into a local image by tests/common/images.rs (tests/proxy.rs).
 command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
 # A real image registry on loopback, so tests/apps.rs can exercise pulls (nothing else can be pulled here).
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
-# The HTTPS checks of tests/proxy.rs: openssl makes the test CA, reqwest's native-tls links libssl.
+# The HTTPS checks of tests/proxy.rs: openssl makes the test CA, reqwest's native-tls links libssl;
+# git2's vendored libgit2 (https transport) and libssh2 build against libssl with pkg-config.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)

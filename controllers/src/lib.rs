@@ -26,6 +26,7 @@ pub mod docker;
 pub mod docker_triggers;
 pub mod events;
 pub mod finalizer;
+pub mod git;
 pub mod informer;
 pub mod leader;
 pub mod manager;

@@ -6,6 +6,7 @@ pub mod db_images;
 pub mod docker_run;
 pub mod etcd;
 pub mod files;
+pub mod git_http;
 pub mod http;
 pub mod images;
 pub mod registry;
