@@ -109,11 +109,19 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
         destination::install(manager, options.controller.clone(), dockers.clone())?;
     }
     if enabled(application::NAME) {
+        // The Git cache sits beside the build logs (`<data-dir>/git`).
+        let repos = options
+            .apps
+            .build_logs
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .map(|data| git::Repositories::new(data.join("git")));
         application::install(
             manager,
             options.controller.clone(),
             dockers.clone(),
             options.apps.clone(),
+            repos,
         )?;
     }
     if enabled(database::NAME) {

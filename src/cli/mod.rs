@@ -185,6 +185,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
+            let build_logs = args.data_dir.join("builds");
             let store = if args.etcd.is_empty() {
                 StoreConfig::Embedded {
                     dir: args.data_dir,
@@ -230,6 +231,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                         min_ready: args.app_min_ready,
                         progress_deadline: args.app_progress_deadline,
                         host_root: args.host_root,
+                        build_logs: Some(build_logs),
                     },
                     disabled: args.disable_controllers,
                     proxy_docker: docker,

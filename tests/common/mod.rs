@@ -12,3 +12,4 @@ pub mod images;
 pub mod registry;
 pub mod seaweedfs;
 pub mod server;
+pub mod traffic;

@@ -13,7 +13,12 @@
 //!   image is pulled only when missing locally, unless [`BuildOptions::pull`] asks to
 //!   refresh it.
 //!
+//! - [`with_labels`] labels an image in one build step: the classic builder turns each label
+//!   of [`BuildOptions::labels`] into a step of its own (about a second each on a busy host).
+//!
 //! # Caveats
+//! - [`with_labels`] assumes the default escape character (`\`); a Dockerfile with an
+//!   `# escape=` directive and labels holding quotes or backslashes gets them mangled.
 //! - [`context_tar`] holds the whole context in memory: fine for source trees, not for
 //!   repositories carrying large binaries.
 //! - The build stream is driven by a spawned task: dropping the stream stops reading the
@@ -130,6 +135,30 @@ pub fn context_tar<'a>(entries: impl IntoIterator<Item = ContextEntry<'a>>) -> R
     }
     let bytes = tar.into_inner().map_err(|err| tar_error("(end)", &err))?;
     Ok(Bytes::from(bytes))
+}
+
+/// `dockerfile` with one `LABEL` instruction appended setting `labels` on the image it builds
+/// (the last stage's).
+pub fn with_labels(dockerfile: &[u8], labels: &Labels) -> Vec<u8> {
+    let mut out = dockerfile.to_vec();
+    if labels.is_empty() {
+        return out;
+    }
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    let quote = |s: &str| {
+        format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+        )
+    };
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+        .collect();
+    out.extend_from_slice(format!("LABEL {}\n", pairs.join(" ")).as_bytes());
+    out
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -301,6 +330,20 @@ mod tests {
         let a = context_tar([entry("b", 0o100_644, b"2"), entry("a/x", 0o100_644, b"1")]).unwrap();
         let b = context_tar([entry("a/x", 0o100_644, b"1"), entry("b", 0o100_644, b"2")]).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn labels_are_one_instruction_at_the_end() {
+        let labels = Labels::from([
+            ("dev.berth.name".to_string(), "web".to_string()),
+            ("odd".to_string(), "a \"q\" \\ b".to_string()),
+        ]);
+        let out = with_labels(b"FROM scratch\nCOPY a /a", &labels);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "FROM scratch\nCOPY a /a\nLABEL \"dev.berth.name\"=\"web\" \"odd\"=\"a \\\"q\\\" \\\\ b\"\n"
+        );
+        assert_eq!(with_labels(b"FROM scratch\n", &Labels::new()), b"FROM scratch\n");
     }
 
     #[test]

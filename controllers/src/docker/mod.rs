@@ -36,7 +36,7 @@ mod network;
 mod spec;
 mod volume;
 
-pub use build::{BuildEvent, BuildOptions, ContextEntry, MODE_SYMLINK, context_tar};
+pub use build::{BuildEvent, BuildOptions, ContextEntry, MODE_SYMLINK, context_tar, with_labels};
 pub use connect::{CallCounter, DEFAULT_URI, Docker};
 pub use container::{ContainerState, ContainerSummary, Health};
 pub use error::{Error, Result};
