@@ -126,6 +126,32 @@ pub trait Client: Send + Sync + 'static {
 
     /// Deletes an object (or marks it for deletion when it has finalizers).
     async fn delete(&self, kind: &'static KindInfo, ns: Option<&str>, name: &str) -> Result<(), Error>;
+
+    /// Validates and admits a create without storing anything (`dryRun=All`); returns the
+    /// object as it would be stored. Clients that cannot dry-run say so with
+    /// [`Error::Other`].
+    async fn create_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, Error> {
+        let _ = (kind, ns, obj);
+        Err(Error::Other("this client cannot dry-run".into()))
+    }
+
+    /// Validates and admits a merge patch without storing anything; returns the object as it
+    /// would be stored.
+    async fn patch_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, Error> {
+        let _ = (kind, ns, name, patch);
+        Err(Error::Other("this client cannot dry-run".into()))
+    }
 }
 
 /// A [`Client`] that counts the writes of one controller in [`Metrics::api_writes`].
@@ -205,5 +231,25 @@ impl Client for Metered {
     async fn delete(&self, kind: &'static KindInfo, ns: Option<&str>, name: &str) -> Result<(), Error> {
         self.count("delete");
         self.inner.delete(kind, ns, name).await
+    }
+
+    // Dry runs write nothing, so they are not counted.
+    async fn create_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, Error> {
+        self.inner.create_dry_run(kind, ns, obj).await
+    }
+
+    async fn patch_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, Error> {
+        self.inner.patch_dry_run(kind, ns, name, patch).await
     }
 }

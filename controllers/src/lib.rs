@@ -5,8 +5,8 @@
 //! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
 //! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
 //! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
-//! [`backup_schedule`], [`backup`] and [`restore`] (Docker events reach them through
-//! [`docker_triggers`]).
+//! [`backup_schedule`], [`backup`], [`restore`] (Docker events reach them through
+//! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]).
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -27,6 +27,7 @@ pub mod docker_triggers;
 pub mod events;
 pub mod finalizer;
 pub mod git;
+pub mod git_repository;
 pub mod informer;
 pub mod leader;
 pub mod manager;
@@ -63,10 +64,13 @@ pub struct Options {
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
     /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
-    /// `proxy`, `backup` — the last one disables storages, schedules, backups and restores).
+    /// `proxy`, `gitrepository`, `backup` — the last one disables storages, schedules,
+    /// backups and restores).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
+    /// Where the GitRepository controller caches bare repositories.
+    pub git_cache_dir: std::path::PathBuf,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
             apps: application::AppOptions::default(),
             disabled: Vec::new(),
             proxy_docker: None,
+            git_cache_dir: std::env::temp_dir().join("berth-git"),
         }
     }
 }
@@ -95,6 +100,9 @@ pub enum Error {
     /// A Docker-driving controller could not be set up.
     #[error("docker controllers: {0}")]
     Docker(#[from] server::Error),
+    /// The GitRepository controller could not be set up.
+    #[error("gitrepository controller: {0}")]
+    GitRepository(#[from] git_repository::Error),
 }
 
 /// Adds every standard controller and the event sweeper to `manager`.
@@ -109,19 +117,19 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
         destination::install(manager, options.controller.clone(), dockers.clone())?;
     }
     if enabled(application::NAME) {
-        // The Git cache sits beside the build logs (`<data-dir>/git`).
-        let repos = options
-            .apps
-            .build_logs
-            .as_deref()
-            .and_then(std::path::Path::parent)
-            .map(|data| git::Repositories::new(data.join("git")));
+        // Builds keep their own bare repositories (`<git cache>/apps`): the adapter's per-URL
+        // lock is per `Repositories`, and the GitRepository controller has its own.
+        let repos = git::Repositories::new(options.git_cache_dir.join("apps"));
+        let mut apps = options.apps.clone();
+        if apps.build_logs.is_none() {
+            apps.build_logs = options.git_cache_dir.parent().map(|p| p.join("builds"));
+        }
         application::install(
             manager,
             options.controller.clone(),
             dockers.clone(),
-            options.apps.clone(),
-            repos,
+            apps,
+            Some(repos),
         )?;
     }
     if enabled(database::NAME) {
@@ -142,6 +150,9 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
             }
             None => tracing::warn!("no docker daemon: the proxy controller is not running"),
         }
+    }
+    if enabled(git_repository::NAME) {
+        git_repository::install(manager, options.controller.clone(), options.git_cache_dir.clone())?;
     }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);

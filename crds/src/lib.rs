@@ -6,6 +6,7 @@
 //! of any kind given as JSON; [`crd`] renders their CustomResourceDefinitions.
 
 pub mod admission;
+pub mod apply;
 pub mod crd;
 pub mod json;
 pub mod kinds;

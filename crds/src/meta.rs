@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 use crate::rules;
 use crate::validation::{FieldError, check, join};
 
+/// The annotation holding the configuration last applied by `berth apply` or GitOps (JSON),
+/// from which the next three-way merge patch is computed.
+pub const LAST_APPLIED: &str = "berth.dev/last-applied-configuration";
+
+/// The annotation that asks a controller to act now (an RFC 3339 time, written by webhooks):
+/// the controller acts when it differs from the value it last handled, which it records in
+/// status.
+pub const REQUESTED_AT: &str = "berth.dev/requested-at";
+
 /// Maximum total size of all annotation keys and values, as in Kubernetes.
 pub const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 

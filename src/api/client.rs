@@ -139,4 +139,27 @@ impl Client for Api {
             .map(|_| ())
             .map_err(map_err)
     }
+
+    async fn create_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, client::Error> {
+        Api::create(self, kind, ns, obj, WriteOptions { dry_run: true })
+            .await
+            .map_err(map_err)
+    }
+
+    async fn patch_dry_run(
+        &self,
+        kind: &'static KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, client::Error> {
+        Api::patch(self, kind, ns, name, patch, WriteOptions { dry_run: true })
+            .await
+            .map_err(map_err)
+    }
 }

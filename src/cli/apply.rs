@@ -19,11 +19,13 @@ use std::{collections::BTreeSet, fmt, path::PathBuf, process::ExitCode};
 
 use serde_json::Value;
 
+use berth_crds::apply::{self, merge};
+pub use berth_crds::apply::{Planned, with_last_applied};
+
 use super::{
     client::{Client, ListParams},
     error::{Error, Result},
     manifest::{self, Document},
-    merge,
     output::{LAST_APPLIED, meta, name_of},
 };
 
@@ -78,86 +80,26 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The manifest as apply stores it: the object plus the last-applied annotation holding
-/// the object itself (without the annotation).
-pub fn with_last_applied(object: &Value) -> Value {
-    let mut bare = object.clone();
-    if let Some(a) = bare
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        a.remove(LAST_APPLIED);
-        if a.is_empty()
-            && let Some(m) = bare.get_mut("metadata").and_then(Value::as_object_mut)
-        {
-            m.remove("annotations");
-        }
-    }
-    let mut out = bare.clone();
-    if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
-        let annotations = m
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(a) = annotations.as_object_mut() {
-            a.insert(LAST_APPLIED.into(), Value::String(bare.to_string()));
-        }
-    }
-    out
-}
-
 /// The merge patch that applies `doc` over `live`.
 pub fn patch_for(doc: &Document, live: &Value) -> Value {
-    let original: Option<Value> = live
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(LAST_APPLIED))
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str(s).ok());
-    merge::three_way(original.as_ref(), &with_last_applied(&doc.object), live)
+    apply::patch_for(&doc.object, live)
 }
 
-/// Environments and Projects the manifest set creates, for tolerating dry-run errors about
-/// them.
-#[derive(Debug, Default)]
-pub struct Planned {
-    environments: BTreeSet<String>,
-    projects: BTreeSet<String>,
-}
-
-impl Planned {
-    /// What `docs` will create.
-    pub fn of(docs: &[Document]) -> Self {
-        let mut p = Self::default();
-        for d in docs {
-            match d.info.kind {
-                "Project" => {
-                    p.projects.insert(d.name().to_owned());
-                    p.environments.insert(format!("{}-production", d.name()));
-                }
-                "Environment" => {
-                    p.environments.insert(d.name().to_owned());
-                }
-                _ => {}
-            }
-        }
-        p
+/// Whether a dry-run error of `doc` only says that something `planned` creates earlier does
+/// not exist yet.
+pub fn excused(planned: &Planned, doc: &Document, err: &Error) -> bool {
+    let Some(status) = err.status() else { return false };
+    if let Some(ns) = doc.namespace()
+        && planned.environments.contains(ns)
+        && status.is_missing_namespace(ns)
+    {
+        return true;
     }
-
-    /// Whether a dry-run error of `doc` only says that something this set creates earlier
-    /// does not exist yet.
-    pub fn excuses(&self, doc: &Document, err: &Error) -> bool {
-        let Some(status) = err.status() else { return false };
-        if let Some(ns) = doc.namespace()
-            && self.environments.contains(ns)
-            && status.is_missing_namespace(ns)
-        {
-            return true;
-        }
-        let project = doc.object.pointer("/spec/project").and_then(Value::as_str);
-        doc.info.kind == "Environment"
-            && status.code == 422
-            && status.fields() == ["spec.project"]
-            && project.is_some_and(|p| self.projects.contains(p))
-    }
+    let project = doc.object.pointer("/spec/project").and_then(Value::as_str);
+    doc.info.kind == "Environment"
+        && status.code == 422
+        && status.fields() == ["spec.project"]
+        && project.is_some_and(|p| planned.projects.contains(p))
 }
 
 /// Creates or patches one object (dry run or for real) and says what happened.
@@ -197,7 +139,7 @@ pub async fn run(client: &Client, args: &ApplyArgs, default_ns: Option<&str>) ->
     for doc in &docs {
         match apply_one(client, doc, true).await {
             Ok((outcome, _)) => dry_outcomes.push((doc, outcome)),
-            Err(e) if planned.excuses(doc, &e) => dry_outcomes.push((doc, Outcome::Created)),
+            Err(e) if excused(&planned, doc, &e) => dry_outcomes.push((doc, Outcome::Created)),
             Err(e @ (Error::Api(_) | Error::Manifest(_))) => problems.push(format!("{}: {e}", doc.origin())),
             Err(e) => return Err(e),
         }
@@ -269,23 +211,4 @@ async fn prune(client: &Client, docs: &[Document], selector: &str) -> Result<()>
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn last_applied_holds_the_manifest_without_itself() {
-        let obj = json!({"kind": "Project", "metadata": {"name": "p", "annotations": {LAST_APPLIED: "old"}}, "spec": {}});
-        let out = with_last_applied(&obj);
-        let stored: Value =
-            serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
-        assert_eq!(
-            stored,
-            json!({"kind": "Project", "metadata": {"name": "p"}, "spec": {}})
-        );
-        assert_eq!(with_last_applied(&stored), out);
-    }
 }

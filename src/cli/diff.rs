@@ -16,9 +16,9 @@ use super::{
     client::Client,
     error::{Error, Result},
     manifest::{self, Document},
-    merge,
     output::{self, MASK},
 };
+use berth_crds::apply::merge;
 
 /// Arguments of `berth diff`.
 #[derive(Debug, clap::Args)]
@@ -77,7 +77,7 @@ async fn preview(client: &Client, doc: &Document, planned: &Planned) -> Result<(
         {
             Ok(created) => Ok((Value::Null, created)),
             // Its Environment comes with this same apply: show the object as validated here.
-            Err(e) if planned.excuses(doc, &e) => {
+            Err(e) if apply::excused(planned, doc, &e) => {
                 let local = info
                     .normalize(&apply::with_last_applied(&doc.object))
                     .map_err(|errs| Error::Manifest(format!("{}: {errs}", doc.origin())))?;

@@ -1,5 +1,5 @@
-//! Manifests: reading `-f FILE|DIR|-`, splitting multi-document YAML, validating every
-//! document locally and ordering them by dependency.
+//! Manifests: reading `-f FILE|DIR|-`; splitting, validating and ordering the documents is
+//! [`berth_crds::apply::manifest`]'s, shared with GitOps.
 //!
 //! # Guarantees
 //! - [`load`] either returns every document, valid by the same `berth_crds` schemas the
@@ -11,74 +11,14 @@
 //! - Directories are read one level deep: `*.yaml`, `*.yml` and `*.json`, sorted by name.
 
 use std::{
-    collections::BTreeSet,
     io::Read,
     path::{Path, PathBuf},
 };
 
-use berth_crds::registry::{self, KindInfo};
-use serde::Deserialize;
-use serde_json::Value;
+use berth_crds::apply::manifest;
+pub use berth_crds::apply::manifest::{Document, rank};
 
 use super::error::{Error, Result};
-
-/// Kinds in the order `apply` creates them: what others refer to comes first.
-const ORDER: &[&str] = &[
-    "Project",
-    "Environment",
-    "Server",
-    "Destination",
-    "Proxy",
-    "Source",
-    "BackupStorage",
-    "Notifier",
-    "Secret",
-    "Application",
-    "Database",
-    "Service",
-    "BackupSchedule",
-    "Backup",
-    "Restore",
-    "GitRepository",
-];
-
-/// One object from a manifest, with where it came from.
-#[derive(Debug, Clone)]
-pub struct Document {
-    /// The file (`-` for standard input).
-    pub source: String,
-    /// The document's position in its file, from 1.
-    pub index: usize,
-    /// Its kind.
-    pub info: &'static KindInfo,
-    /// The object, with the default namespace filled in and `status` dropped.
-    pub object: Value,
-}
-
-impl Document {
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        super::output::meta(&self.object, "name")
-    }
-
-    /// The object's namespace (for namespaced kinds).
-    pub fn namespace(&self) -> Option<&str> {
-        self.info
-            .namespaced
-            .then(|| super::output::meta(&self.object, "namespace"))
-    }
-
-    /// Where the document is, for messages: `file, document 2 (Application web)`.
-    pub fn origin(&self) -> String {
-        format!(
-            "{}, document {} ({} {})",
-            self.source,
-            self.index,
-            self.info.kind,
-            self.name()
-        )
-    }
-}
 
 /// Reads every manifest under `paths`, validates all documents, and returns them in
 /// dependency order. `namespace` fills in a missing `metadata.namespace`.
@@ -87,34 +27,8 @@ pub fn load(paths: &[PathBuf], namespace: Option<&str>) -> Result<Vec<Document>>
     for p in paths {
         expand(p, &mut files)?;
     }
-    let mut docs = Vec::new();
-    let mut errors = Vec::new();
-    for (source, text) in files {
-        parse(&source, &text, namespace, &mut docs, &mut errors);
-    }
-    let mut seen = BTreeSet::new();
-    for d in &docs {
-        let id = (d.info.kind, d.namespace().map(str::to_owned), d.name().to_owned());
-        if !seen.insert(id) {
-            errors.push(format!(
-                "{}: the same object appears twice in the manifests",
-                d.origin()
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::Manifest(errors.join("\n")));
-    }
-    if docs.is_empty() {
-        return Err(Error::Manifest("no objects found in the manifests".into()));
-    }
-    docs.sort_by_key(|d| rank(d.info));
-    Ok(docs)
-}
-
-/// The position of `info`'s kind in the dependency order.
-pub fn rank(info: &KindInfo) -> usize {
-    ORDER.iter().position(|k| *k == info.kind).unwrap_or(ORDER.len())
+    manifest::documents(files.iter().map(|(s, t)| (s.as_str(), t.as_str())), namespace)
+        .map_err(|e| Error::Manifest(e.to_string()))
 }
 
 fn expand(path: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
@@ -145,72 +59,6 @@ fn expand(path: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(io)?;
     out.push((path.display().to_string(), text));
     Ok(())
-}
-
-fn parse(source: &str, text: &str, ns: Option<&str>, docs: &mut Vec<Document>, errors: &mut Vec<String>) {
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let index = i + 1;
-        let value = match Value::deserialize(de) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{source}, document {index}: invalid YAML: {e}"));
-                // The parser cannot resynchronise after a syntax error.
-                return;
-            }
-        };
-        if value.is_null() {
-            continue;
-        }
-        match document(source, index, value, ns) {
-            Ok(d) => docs.push(d),
-            Err(e) => errors.push(e),
-        }
-    }
-}
-
-fn document(source: &str, index: usize, mut value: Value, ns: Option<&str>) -> Result<Document, String> {
-    let at = |what: &str| format!("{source}, document {index}{what}");
-    let Some(map) = value.as_object_mut() else {
-        return Err(format!(
-            "{}: must be a mapping with apiVersion, kind, metadata and spec",
-            at("")
-        ));
-    };
-    let kind = match map.get("kind") {
-        Some(Value::String(k)) => k.clone(),
-        Some(_) => return Err(format!("{}: kind: Invalid value: must be a string", at(""))),
-        None => {
-            return Err(format!(
-                "{}: kind: Required value: every object needs a kind",
-                at("")
-            ));
-        }
-    };
-    let Some(info) = registry::kinds().iter().find(|k| k.kind == kind) else {
-        let hint = registry::lookup(&kind)
-            .map(|k| format!(" (did you mean {:?}?)", k.kind))
-            .unwrap_or_default();
-        return Err(format!(
-            "{}: kind: Unsupported value: {kind:?} is not a berth kind{hint}",
-            at("")
-        ));
-    };
-    map.remove("status");
-    if info.namespaced
-        && let (Some(ns), Some(Value::Object(meta))) = (ns, map.get_mut("metadata"))
-    {
-        meta.entry("namespace")
-            .or_insert_with(|| Value::String(ns.to_owned()));
-    }
-    let name = super::output::meta(&value, "name").to_owned();
-    info.validate(&value)
-        .map_err(|errs| format!("{}: {errs}", at(&format!(" ({kind} {name})"))))?;
-    Ok(Document {
-        source: source.to_owned(),
-        index,
-        info,
-        object: value,
-    })
 }
 
 #[cfg(test)]

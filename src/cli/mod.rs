@@ -14,7 +14,6 @@ pub mod error;
 pub mod get;
 pub mod logs;
 pub mod manifest;
-pub mod merge;
 pub mod output;
 pub mod target;
 pub mod wait;
@@ -152,9 +151,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub app_progress_deadline: Duration,
     /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `database`,
-    /// `proxy`, `backup`).
+    /// `proxy`, `backup`, `gitrepository`).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
+    /// Where GitRepositories' bare repositories are cached (default: `<data-dir>/git`, or
+    /// `<temp dir>/berth-git` with `--etcd`).
+    #[arg(long)]
+    pub git_cache_dir: Option<PathBuf>,
 }
 
 /// Parses `key=value`.
@@ -185,7 +188,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
-            let build_logs = args.data_dir.join("builds");
+            let git_cache_dir = match (&args.git_cache_dir, args.etcd.is_empty()) {
+                (Some(dir), _) => dir.clone(),
+                (None, true) => args.data_dir.join("git"),
+                (None, false) => std::env::temp_dir().join("berth-git"),
+            };
+            // Build logs sit beside the Git cache: `<git cache>/../builds`.
+            let build_logs = match (
+                args.git_cache_dir.as_deref().and_then(std::path::Path::parent),
+                args.etcd.is_empty(),
+            ) {
+                (Some(parent), _) => parent.join("builds"),
+                (None, true) => args.data_dir.join("builds"),
+                (None, false) => std::env::temp_dir().join("berth-builds"),
+            };
             let store = if args.etcd.is_empty() {
                 StoreConfig::Embedded {
                     dir: args.data_dir,
@@ -235,6 +251,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                     },
                     disabled: args.disable_controllers,
                     proxy_docker: docker,
+                    git_cache_dir,
                     ..Default::default()
                 },
             };

@@ -13,7 +13,7 @@ use clap::ValueEnum;
 use serde_json::Value;
 
 /// The annotation `berth apply` keeps the last applied manifest in.
-pub const LAST_APPLIED: &str = "berth.dev/last-applied-configuration";
+pub use berth_crds::meta::LAST_APPLIED;
 
 /// What secret values are replaced with.
 pub const MASK: &str = "<hidden>";

@@ -91,7 +91,7 @@ pub struct AppOptions {
     /// Where bind mounts may come from (`--host-root`); `None` forbids them.
     pub host_root: Option<PathBuf>,
     /// Where build logs of Git sources go ([`build_log`]); `None`: beside the Git cache
-    /// directory (`<git cache>/../builds`).
+    /// directory (`<git cache>/../builds`), as [`crate::install`] sets it.
     pub build_logs: Option<PathBuf>,
 }
 

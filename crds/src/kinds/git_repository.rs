@@ -79,13 +79,44 @@ pub struct GitRepositoryStatus {
     /// The commit last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_commit: Option<String>,
-    /// When the repository was last synced.
+    /// The first 7 characters of `lastAppliedCommit`, for `berth get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_commit: Option<String>,
+    /// When the repository was last synced successfully (fetched, and applied when due).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<DateTime<Utc>>,
-    /// Number of objects managed from the repository.
+    /// The commit of the last attempt that failed (validation, apply), if the last attempt
+    /// failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_commit: Option<String>,
+    /// The `berth.dev/requested-at` annotation value the last sync handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_requested_at: Option<String>,
+    /// Number of objects managed from the repository (the length of `inventory`).
     #[serde(default)]
     pub managed_objects: u32,
+    /// The objects applied from the repository: what `prune` may delete once they leave it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
 }
+
+/// One object managed by a GitRepository.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InventoryEntry {
+    /// The object's kind.
+    pub kind: String,
+    /// Its namespace (namespaced kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+}
+
+/// The label naming the namespace of the GitRepository that manages an object.
+pub const MANAGED_BY_NAMESPACE_LABEL: &str = "gitops.berth.dev/namespace";
+/// The label naming the GitRepository that manages an object.
+pub const MANAGED_BY_NAME_LABEL: &str = "gitops.berth.dev/name";
 
 impl Resource for GitRepositorySpec {
     type Status = GitRepositoryStatus;
@@ -104,10 +135,16 @@ impl Resource for GitRepositorySpec {
         PrinterColumn {
             name: "Commit",
             type_: "string",
-            json_path: ".status.lastAppliedCommit",
+            json_path: ".status.shortCommit",
             description: "the commit last applied",
         },
         READY_COLUMN,
+        PrinterColumn {
+            name: "Last Sync",
+            type_: "date",
+            json_path: ".status.lastSyncTime",
+            description: "time since the last successful sync",
+        },
         AGE_COLUMN,
     ];
 

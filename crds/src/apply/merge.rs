@@ -1,4 +1,5 @@
-//! The three-way JSON merge patch of `berth apply`, as classic `kubectl apply` computes it.
+//! The three-way JSON merge patch of `berth apply` and GitOps, as classic `kubectl apply`
+//! computes it.
 //!
 //! From the last-applied configuration (`original`), the new manifest (`modified`) and the
 //! live object (`current`): set every field of `modified` that differs from `current`, and
