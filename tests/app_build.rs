@@ -23,7 +23,7 @@ use common::{
     git_http::GitServer,
     http::{Client, object},
     images,
-    server::{BerthServer, OutputExt},
+    server::{Backend, BerthServer, OutputExt},
     traffic::{Load, Proxied, Traffic, app_containers, get, plain_client},
 };
 use serde_json::{Value, json};
@@ -316,4 +316,108 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
     assert_eq!(containers().await.len(), 0);
     assert_eq!(built_images().await, Vec::<String>::new());
     println!("MEASURE push -> new version serving (one run): {push_to_v2:?}");
+}
+
+/// A build holds no reconcile worker (one worker here: an image app becomes Ready while the
+/// build runs), and a build cut short by `kill -9` of berth is finished after the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_holds_no_worker_and_survives_a_restart() {
+    let run = TestRun::start().await;
+    let network = run.name("net");
+    run.docker.ensure_network(&network, &run.labels()).await.unwrap();
+    let mut server = BerthServer::start(
+        Backend::Embedded,
+        &[
+            "--docker-label",
+            &format!("{}={}", label::RUN, run.id),
+            "--default-network",
+            &network,
+            "--app-min-ready",
+            "1s",
+            "--controller-workers",
+            "1",
+        ],
+    );
+    let base = images::busybox_httpd(&run.docker).await;
+    let git = GitServer::start();
+    let repo = git.create_repo("slow");
+    let ns = format!("p{}-production", run.id);
+    let slow = format!(
+        "FROM {base}\nRUN sleep 12\nCOPY index.html /www/index.html\n\
+         ENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    );
+    let commit = repo.commit("main", &[("index.html", "slow\n"), ("Dockerfile", &slow)]);
+    let health =
+        "healthCheck:\n    http:\n      port: 8080\n    interval: 1s\n    timeout: 1s\n    retries: 1\n";
+    let yaml = format!(
+        "apiVersion: berth.dev/v1\nkind: Project\nmetadata:\n  name: p{id}\nspec: {{}}\n---\n\
+         apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: built\n  namespace: {ns}\n\
+         spec:\n  source:\n    git:\n      url: {url}\n  destination: default\n  {health}",
+        id = run.id,
+        url = repo.url
+    );
+    server.run_stdin(&["apply", "-f", "-"], &yaml).ok();
+    let api = Client::new(&server.url, Some(&server.token));
+    let built_path = object(Some(&ns), "applications", "built");
+    let phase = |app: &Value| {
+        app["status"]["build"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let check = Deadline {
+        what: "the build starts".into(),
+        started: Instant::now(),
+        server: &server,
+    };
+    loop {
+        let app = api.get(&built_path).await.1;
+        if check.done(phase(&app) == "Building", &|| format!("{app}")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The one worker is free while the image builds.
+    let image_app = format!(
+        "apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: plain\n  namespace: {ns}\n\
+         spec:\n  source:\n    image: {base}\n  destination: default\n  {health}"
+    );
+    server.run_stdin(&["apply", "-f", "-"], &image_app).ok();
+    server
+        .run(&[
+            "wait",
+            "app/plain",
+            "-n",
+            &ns,
+            "--for=condition=Ready",
+            "--timeout=60s",
+        ])
+        .ok();
+    let app = api.get(&built_path).await.1;
+    assert_eq!(
+        phase(&app),
+        "Building",
+        "the image app was Ready before the build ended: {app}"
+    );
+
+    // Killed mid-build: the restarted server finds `Building` in status and builds again.
+    server.restart_hard();
+    server
+        .run(&[
+            "wait",
+            "app/built",
+            "-n",
+            &ns,
+            "--for=condition=Ready",
+            "--timeout=120s",
+        ])
+        .ok();
+    let app = Client::new(&server.url, Some(&server.token))
+        .get(&built_path)
+        .await
+        .1;
+    assert_eq!(phase(&app), "Succeeded", "{app}");
+    assert_eq!(app["status"]["commit"], commit.as_str());
+    assert_eq!(app_containers(&run, &ns, "built").await.len(), 1);
 }
