@@ -23,8 +23,8 @@ use common::{
     git_http::GitServer,
     http::{Client, object},
     images,
-    server::{Backend, BerthServer, OutputExt},
-    traffic::{Load, Proxied, Traffic, app_containers, get, plain_client},
+    server::{BerthServer, OutputExt},
+    traffic::{Load, Proxied, Traffic, app_containers, get, plain_client, run_server},
 };
 use serde_json::{Value, json};
 
@@ -323,21 +323,7 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_build_holds_no_worker_and_survives_a_restart() {
     let run = TestRun::start().await;
-    let network = run.name("net");
-    run.docker.ensure_network(&network, &run.labels()).await.unwrap();
-    let mut server = BerthServer::start(
-        Backend::Embedded,
-        &[
-            "--docker-label",
-            &format!("{}={}", label::RUN, run.id),
-            "--default-network",
-            &network,
-            "--app-min-ready",
-            "1s",
-            "--controller-workers",
-            "1",
-        ],
-    );
+    let mut server = run_server(&run, &["--controller-workers", "1"]).await;
     let base = images::busybox_httpd(&run.docker).await;
     let git = GitServer::start();
     let repo = git.create_repo("slow");

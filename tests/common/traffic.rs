@@ -37,20 +37,7 @@ impl Proxied {
     /// Starts the server on a network of the run, then applies the Proxy (named after the
     /// run: its container `berth-proxy-<name>` is unique on the shared daemon) and a Project.
     pub async fn start(run: &TestRun) -> Proxied {
-        let network = run.name("net");
-        // Created with the run's labels so the run's cleanup removes it; berth adopts it.
-        run.docker.ensure_network(&network, &run.labels()).await.unwrap();
-        let server = BerthServer::start(
-            Backend::Embedded,
-            &[
-                "--docker-label",
-                &format!("{}={}", label::RUN, run.id),
-                "--default-network",
-                &network,
-                "--app-min-ready",
-                "1s",
-            ],
-        );
+        let server = run_server(run, &[]).await;
         let traefik = images::traefik(&run.docker).await;
         let (http_port, https_port) = (free_port(), free_port());
         let project = format!("p{}", run.id);
@@ -67,6 +54,25 @@ impl Proxied {
             ns: format!("{project}-production"),
         }
     }
+}
+
+/// A berth server labelling what it creates with the run's label, on a network of the run
+/// as its default network, with `--app-min-ready 1s` and `extra` arguments.
+pub async fn run_server(run: &TestRun, extra: &[&str]) -> BerthServer {
+    let network = run.name("net");
+    // Created with the run's labels so the run's cleanup removes it; berth adopts it.
+    run.docker.ensure_network(&network, &run.labels()).await.unwrap();
+    let run_label = format!("{}={}", label::RUN, run.id);
+    let mut args = vec![
+        "--docker-label",
+        &run_label,
+        "--default-network",
+        &network,
+        "--app-min-ready",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    BerthServer::start(Backend::Embedded, &args)
 }
 
 /// The containers of application `name` in `ns` created for `run`.
