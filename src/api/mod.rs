@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod gc;
+pub mod hooks;
 pub mod logs;
 pub mod object;
 pub mod objects;

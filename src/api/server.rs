@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     auth::{Role, Tokens},
     error::{Error, Result},
+    hooks,
     objects::{Api, DeleteOptions, WriteOptions},
     selector::{FieldSelector, LabelSelector},
     watch::{Event, WatchParams},
@@ -211,6 +212,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         "/metrics" => return Ok(metrics_response(state.metrics.render())),
         _ => {}
     }
+    if let Some(rest) = path.strip_prefix("/hooks/") {
+        return webhook(state, rest, req).await;
+    }
     let Some(rest) = path.strip_prefix("/apis/berth.dev/v1") else {
         return Err(Error::NotFound {
             kind: "paths".into(),
@@ -256,6 +260,30 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     let timeout = state.limits.request_timeout;
     match tokio::time::timeout(timeout, dispatch(state, target, query, req)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(timeout)),
+    }
+}
+
+/// `/hooks/{git|apps}/{namespace}/{name}`: authenticated by the signature, not a token.
+async fn webhook(state: &State, rest: &str, req: Request<Incoming>) -> Result<Response<Body>> {
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (hook, ns, name) = match segments.as_slice() {
+        ["git", ns, name] => (hooks::Hook::Git, *ns, *name),
+        ["apps", ns, name] => (hooks::Hook::App, *ns, *name),
+        _ => {
+            return Err(Error::NotFound {
+                kind: "paths".into(),
+                name: format!("/hooks/{rest}"),
+            });
+        }
+    };
+    let (ns, name) = (ns.to_owned(), name.to_owned());
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    let body = read_bytes(state, req).await?;
+    let timeout = state.limits.request_timeout;
+    let handled = hooks::handle(&state.api, hook, &method, &ns, &name, &headers, body);
+    match tokio::time::timeout(timeout, handled).await {
         Ok(r) => r,
         Err(_) => Err(Error::Timeout(timeout)),
     }
@@ -552,7 +580,7 @@ fn stream_response(body: Body) -> Response<Body> {
     resp
 }
 
-fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+pub(super) fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
     let bytes = serde_json::to_vec(v).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = code;
