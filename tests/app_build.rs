@@ -4,8 +4,8 @@
 //! busybox httpd test image, so nothing is pulled.
 //!
 //! One test walks the whole story, since each step starts from the previous one's state:
-//! v1 built and Ready → v2 pushed and announced → built and rolled out under load with zero
-//! failed requests → a broken Dockerfile pushed → `BuildFailed` with Docker's words while v2
+//! v1 built and Ready → v2 pushed and announced by a signed GitHub push webhook → built and
+//! rolled out under load with zero failed requests → a broken Dockerfile pushed → `BuildFailed` with Docker's words while v2
 //! keeps serving → `berth logs --build` → deletion removes the built images.
 //!
 //! The [`TestRun`] is declared before the server, so the server is killed first and then
@@ -25,6 +25,7 @@ use common::{
     images,
     server::{BerthServer, OutputExt},
     traffic::{Load, Proxied, Traffic, app_containers, get, plain_client, run_server},
+    webhook::github_signature,
 };
 use serde_json::{Value, json};
 
@@ -107,28 +108,43 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
             ],
         )
     };
-    // A push is announced the way the push webhook does it: the requested-at annotation.
-    let announce = || async {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (code, body) = api
-            .patch(
-                &app_path,
-                &json!({"metadata": {"annotations": {"berth.dev/requested-at": now}}}),
-            )
-            .await;
-        assert_eq!(code, 200, "{body}");
+    // A push is announced by GitHub's push webhook, signed with the Source's secret.
+    let hook_secret = "hook-s3cret";
+    let hook = |body: String, signature: String| {
+        let url = format!("{}/hooks/apps/{ns}/web", server.url);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("X-GitHub-Event", "push")
+                .header("X-Hub-Signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let announce = |branch: &str, commit: &str| {
+        let body = json!({"ref": format!("refs/heads/{branch}"), "after": commit}).to_string();
+        let signature = github_signature(hook_secret, body.as_bytes());
+        hook(body, signature)
     };
 
     // 1. v1: built from the repository and Ready, served through the proxy.
     let c1 = push("v1\n", &dockerfile(&base));
     let t0 = Instant::now();
     apply(&format!(
-        "apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: web\n  namespace: {ns}\n\
+        "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\n\
+         spec:\n  data:\n    secret: {hook_secret}\n---\n\
+         apiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{id}\nspec:\n  provider: github\n  \
+         webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n---\n\
+         apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: web\n  namespace: {ns}\n\
          spec:\n  source:\n    git:\n      url: {url}\n      ref: main\n      path: web\n      \
-         dockerfile: build/Dockerfile\n  destination: default\n  ports:\n  - containerPort: 8080\n  \
+         dockerfile: build/Dockerfile\n      sourceRef: gh-{id}\n  destination: default\n  ports:\n  - containerPort: 8080\n  \
          healthCheck:\n    http:\n      port: 8080\n    interval: 1s\n    timeout: 1s\n    retries: 1\n  \
          domains:\n  - host: {host}\n    https: false\n",
-        url = repo.url
+        url = repo.url,
+        id = run.id
     ));
     server
         .run(&[
@@ -217,12 +233,29 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
         c1.as_str(),
         "no fetch without a request"
     );
+    // A wrongly signed hook is refused and changes nothing; a push to another branch is
+    // accepted and ignored.
+    let body = json!({"ref": "refs/heads/main", "after": c_unseen}).to_string();
+    let (code, _) = hook(body.clone(), github_signature("not-the-secret", body.as_bytes())).await;
+    assert_eq!(code, 401);
+    let (code, _) = hook(body, String::new()).await;
+    assert_eq!(code, 401);
+    let (code, answer) = announce("feature", &c_unseen).await;
+    assert_eq!(code, 202, "{answer}");
+    assert!(answer.contains("ignored"), "{answer}");
+    let app = read_app().await;
+    assert!(
+        app["metadata"]["annotations"]["berth.dev/requested-at"].is_null(),
+        "no request recorded: {app}"
+    );
 
     // 2. v2 pushed and announced: built, rolled out under load, zero failed requests.
     let load = Load::start(http_port, &host, "v1", "v2");
     let t_push = Instant::now();
     let c2 = push("v2\n", &dockerfile(&base));
-    announce().await;
+    let (code, answer) = announce("main", &c2).await;
+    assert_eq!(code, 202, "{answer}");
+    assert!(answer.contains("accepted"), "{answer}");
     let check = until("v2 is rolled out under load");
     let rolled_after = loop {
         let now = containers().await;
@@ -270,7 +303,8 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
     // 3. A broken Dockerfile: BuildFailed with Docker's words; v2 keeps serving, Ready stays.
     let broken = format!("FROM {base}\nRUN echo about to fail && exit 3\n");
     let c3 = push("v3\n", &broken);
-    announce().await;
+    let (code, answer) = announce("main", &c3).await;
+    assert_eq!(code, 202, "{answer}");
     let check = until("the broken build is reported");
     let app = loop {
         let app = read_app().await;

@@ -13,3 +13,4 @@ pub mod registry;
 pub mod seaweedfs;
 pub mod server;
 pub mod traffic;
+pub mod webhook;

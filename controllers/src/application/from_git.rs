@@ -21,7 +21,7 @@
 
 use berth_crds::{
     kinds::application::{ApplicationStatus, BuildPhase, BuildStatus, GitBuild},
-    meta::ConditionStatus,
+    meta::{ConditionStatus, REQUESTED_AT},
 };
 use serde_json::Value;
 
@@ -37,9 +37,6 @@ use crate::{
     object::{self, ObjectRef},
     status,
 };
-
-/// The annotation a push webhook (or a user) sets to ask for a fresh fetch.
-pub const REQUESTED_AT: &str = "berth.dev/requested-at";
 
 /// Label of built images: the commit they were built from.
 pub const COMMIT_LABEL: &str = "dev.berth.commit";
