@@ -342,6 +342,24 @@ async fn an_app_is_built_from_git_rolled_on_push_and_kept_on_a_broken_build() {
         .run(&["logs", "app/web", "-n", &ns, "--build", "--tail", "1"])
         .ok();
     assert_eq!(last.lines().count(), 1, "{last}");
+    // Followed, the log of a build that ended ends too.
+    let mut follow = server
+        .cli()
+        .args(["logs", "app/web", "-n", &ns, "--build", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let check = until("berth logs --build -f ends after a finished build");
+    loop {
+        let exited = follow.try_wait().unwrap();
+        if check.done(exited.is_some(), &|| "still running".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut followed = String::new();
+    std::io::Read::read_to_string(&mut follow.stdout.take().unwrap(), &mut followed).unwrap();
+    assert_eq!(followed, log);
 
     // 5. Deletion removes the containers and the built images.
     server

@@ -152,7 +152,10 @@ impl AppReconciler {
             };
             match b.phase {
                 BuildPhase::Building => match builder.outcome(&key, &image) {
-                    Some(Outcome::Running) => {}
+                    Some(Outcome::Running) => {
+                        // A reconcile from a stale cache may have lost the start time.
+                        b.started_at.get_or_insert_with(status::now);
+                    }
                     Some(Outcome::Built { took }) => {
                         tracing::info!(%image, took_ms = took.as_millis() as u64, "build recorded");
                         builder.forget(&key);
@@ -190,11 +193,14 @@ impl AppReconciler {
             }
         }
         let (reason, state, message) = match (&b.phase, &b.image, &b.commit) {
-            (_, None, _) | (_, _, None) => (
-                "Pending",
-                ConditionStatus::False,
-                "the ref is not resolved yet".to_string(),
-            ),
+            (_, None, _) | (_, _, None) => match &fetch_error {
+                Some(e) => ("FetchFailed", ConditionStatus::False, e.to_string()),
+                None => (
+                    "Pending",
+                    ConditionStatus::False,
+                    "the ref is not resolved yet".to_string(),
+                ),
+            },
             (BuildPhase::Building, Some(image), Some(commit)) => (
                 BUILDING,
                 ConditionStatus::False,
