@@ -23,19 +23,25 @@
 //!   restart count lives in status, the exit time in Docker), a removed one recreated, one
 //!   replaced by hand (other config) replaced. Orphans (berth containers of Applications that
 //!   no longer exist) are removed at start and at every resync.
-//! - Deletion (finalizer `berth.dev/application`) removes the containers; named volumes are
-//!   kept unless `spec.deleteVolumes`. It copes with the destination or server being gone.
+//! - Git sources ([`from_git`]): the ref is resolved only when the spec or the
+//!   `berth.dev/requested-at` annotation changed (or nothing was resolved yet), the image is
+//!   built in the background ([`build`]) and then rolled out like a new image; a failed build
+//!   keeps the running version. `status.build` holds all of it.
+//! - Deletion (finalizer `berth.dev/application`) removes the containers, and the built
+//!   images and build logs of a Git source; named volumes are kept unless
+//!   `spec.deleteVolumes`. It copes with the destination or server being gone.
 //!
 //! # Caveats
 //! - Docker events are followed on the `localhost` endpoint only; apps on other servers are
 //!   repaired at resync.
-//! - Image pulls run inside the reconcile: a slow pull holds one worker. Its progress is
+//! - Image pulls, and the fetch that resolves a Git ref, run inside the reconcile: a slow
+//!   pull or Git server holds one worker (builds do not). Its progress is
 //!   the `Progressing` condition's message (`PullingImage`), refreshed every
 //!   [`workload::PULL_PROGRESS_EVERY`]; `status.imageDigest` records the registry digest.
 
 pub mod build;
 pub mod build_log;
-mod from_git;
+pub mod from_git;
 pub mod plan;
 pub mod pull;
 pub mod revision;
