@@ -440,7 +440,14 @@ impl AppReconciler {
                 };
                 Some(image)
             }
-            None => None,
+            None => {
+                // An image source (again): nothing of a build applies.
+                next.build = None;
+                next.commit = None;
+                next.conditions
+                    .retain(|c| c.type_ != "Built" && c.type_ != "Fetched");
+                None
+            }
         };
         let inputs = plan::Inputs {
             owner: &owner,
