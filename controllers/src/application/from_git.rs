@@ -401,3 +401,111 @@ pub(super) fn put_failed(next: &mut ApplicationStatus, generation: i64) {
         generation,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn status(phase: BuildPhase, progressing: Option<(&str, ConditionStatus)>) -> ApplicationStatus {
+        let mut s = ApplicationStatus {
+            build: Some(BuildStatus {
+                commit: Some("0123456789abcdef".into()),
+                image: Some("berth.local/ns-web:0123456789ab-00000000".into()),
+                phase,
+                message: Some("The command '/bin/sh -c make' returned a non-zero code: 2".into()),
+                ..BuildStatus::default()
+            }),
+            ..ApplicationStatus::default()
+        };
+        if let Some((reason, st)) = progressing {
+            let long_ago = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            status::set_condition(&mut s.conditions, "Progressing", st, reason, "m", 1, long_ago);
+        }
+        s
+    }
+
+    fn progressing(s: &ApplicationStatus) -> &berth_crds::meta::Condition {
+        s.conditions.iter().find(|c| c.type_ == "Progressing").unwrap()
+    }
+
+    #[test]
+    fn a_running_build_is_progressing_and_keeps_its_transition_time() {
+        let mut s = status(BuildPhase::Building, Some((BUILDING, ConditionStatus::True)));
+        let taken = take_building(&mut s);
+        assert!(taken.is_some());
+        assert!(s.conditions.is_empty(), "the rollout logic never sees it");
+        // The rollout logic found nothing to do.
+        set(
+            &mut s,
+            "Progressing",
+            ConditionStatus::False,
+            "RolloutComplete",
+            "rollout of config x",
+            1,
+        );
+        put_building(&mut s, taken.clone(), 1, false);
+        let c = progressing(&s);
+        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::True, BUILDING));
+        assert_eq!(c.last_transition_time, taken.unwrap().last_transition_time);
+        assert!(c.message.contains("from commit 0123456789ab"), "{}", c.message);
+    }
+
+    #[test]
+    fn a_rollout_after_a_build_is_timed_from_its_own_start() {
+        let mut s = status(BuildPhase::Succeeded, Some((BUILDING, ConditionStatus::True)));
+        let taken = take_building(&mut s);
+        set(
+            &mut s,
+            "Progressing",
+            ConditionStatus::True,
+            "RollingUpdate",
+            "rollout of config y",
+            1,
+        );
+        put_building(&mut s, taken.clone(), 1, false);
+        let c = progressing(&s);
+        assert_eq!(c.reason, "RollingUpdate");
+        assert_ne!(c.last_transition_time, taken.unwrap().last_transition_time);
+    }
+
+    #[test]
+    fn a_build_during_a_rollout_leaves_progressing_to_the_rollout() {
+        let mut s = status(
+            BuildPhase::Building,
+            Some(("RollingUpdate", ConditionStatus::True)),
+        );
+        put_building(&mut s, None, 1, false);
+        assert_eq!(progressing(&s).reason, "RollingUpdate");
+        put_building(&mut s, None, 1, true);
+        assert_eq!(progressing(&s).reason, BUILDING, "unless nothing runs yet");
+    }
+
+    #[test]
+    fn a_failed_build_says_so_unless_a_rollout_failed() {
+        let mut s = status(
+            BuildPhase::Failed,
+            Some(("RolloutComplete", ConditionStatus::False)),
+        );
+        put_failed(&mut s, 1);
+        let c = progressing(&s);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "BuildFailed")
+        );
+        assert!(c.message.contains("returned a non-zero code: 2"), "{}", c.message);
+        assert!(c.message.contains("previous version keeps running"));
+        let mut s = status(
+            BuildPhase::Failed,
+            Some(("HealthCheckFailed", ConditionStatus::False)),
+        );
+        put_failed(&mut s, 1);
+        assert_eq!(progressing(&s).reason, "HealthCheckFailed");
+        let mut s = status(
+            BuildPhase::Succeeded,
+            Some(("RolloutComplete", ConditionStatus::False)),
+        );
+        put_failed(&mut s, 1);
+        assert_eq!(progressing(&s).reason, "RolloutComplete");
+    }
+}
