@@ -64,6 +64,25 @@ fn adapter_fetches_over_smart_http_shallow_and_repeatedly() {
             ["b.yaml"]
         );
 
+        // A commit behind the shallow boundary, not at any tip: the fallback deepens.
+        // (A fresh cache whose shallow fetch of main holds only the second commit.)
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = Repositories::new(fresh_dir.path().to_path_buf());
+        assert_eq!(
+            fresh.fetch(&repo.url, &Reference::Default, None).await.unwrap(),
+            second
+        );
+        assert!(
+            fresh.files(&repo.url, &first, "").await.is_err(),
+            "the first commit is not fetched yet"
+        );
+        let deep = Reference::Commit(first.clone());
+        assert_eq!(fresh.fetch(&repo.url, &deep, None).await.unwrap(), first);
+        assert_eq!(
+            fresh.files(&repo.url, &first, "apps").await.unwrap()[0].path,
+            "a.yaml"
+        );
+
         repo.tag("v1", &first);
         assert_eq!(
             repos
@@ -220,20 +239,22 @@ impl World {
         ));
     }
 
-    /// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-    fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn until<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        self.s.until(what, timeout, f)
+    }
+
+    fn wait_app_ready(&self, name: &str) {
+        let app = format!("app/{name}");
+        let args = [
+            "wait",
+            &app,
+            "-n",
+            &self.ns,
+            "--for=condition=Ready",
+            "--timeout",
+            "90s",
+        ];
+        self.s.run(&args).ok();
     }
 
     /// Waits until the GitRepository has applied `commit` and is Ready.
@@ -354,16 +375,7 @@ fn three_apps_sync_update_prune_self_heal_and_suspend() {
     assert_eq!(synced["status"]["managedObjects"], 3);
     assert_eq!(synced["status"]["shortCommit"], json!(&c1[..7]));
     for name in ["web-a", "web-b", "web-c"] {
-        w.s.run(&[
-            "wait",
-            &format!("app/{name}"),
-            "-n",
-            &w.ns,
-            "--for=condition=Ready",
-            "--timeout",
-            "90s",
-        ])
-        .ok();
+        w.wait_app_ready(name);
         let (_, obj) = w.get(Some(&w.ns), "applications", name);
         assert_eq!(
             obj["metadata"]["labels"]["gitops.berth.dev/name"], "apps",
@@ -437,16 +449,7 @@ fn three_apps_sync_update_prune_self_heal_and_suspend() {
     w.synced("apps", &c4, Duration::from_secs(20));
     let (_, b) = w.get(Some(&w.ns), "applications", "web-b");
     assert_eq!(b["spec"]["replicas"], 1);
-    w.s.run(&[
-        "wait",
-        "app/web-a",
-        "-n",
-        &w.ns,
-        "--for=condition=Ready",
-        "--timeout",
-        "90s",
-    ])
-    .ok();
+    w.wait_app_ready("web-a");
 }
 
 #[test]
@@ -541,6 +544,45 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
 }
 
 #[test]
+fn a_webhook_request_survives_a_restart() {
+    let mut w = World::without_docker();
+    let git = GitServer::start();
+    let repo = git.create_repo("durable");
+    let hook_secret = "durable-s3cret";
+    w.apply(&format!(
+        "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\nspec:\n  data:\n    secret: {hook_secret}\n\
+         ---\napiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{ns}\nspec:\n  provider: github\n  webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n",
+        ns = w.ns
+    ));
+    let c1 = commit_files(&repo, &[("s.yaml".into(), secret("durable", "1"))]);
+    w.git_repository(
+        "durable",
+        &repo.url,
+        &format!("  interval: 1h\n  sourceRef: gh-{}\n", w.ns),
+    );
+    w.synced("durable", &c1, Duration::from_secs(20));
+
+    // The request is recorded while no GitRepository controller runs...
+    let without = format!("{NO_DOCKER},gitrepository");
+    w.s.restart_with(&["--disable-controllers", &without]);
+    w.api = Client::new(&w.s.url, Some(&w.s.token));
+    let c2 = commit_files(&repo, &[("s.yaml".into(), secret("durable", "2"))]);
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let path = format!("/hooks/git/{}/durable", w.ns);
+    assert_eq!(
+        w.hook(&path, body, &[("X-Hub-Signature-256", sign(hook_secret, body))]),
+        202
+    );
+    assert_eq!(w.repo("durable")["status"]["lastAppliedCommit"], json!(c1));
+
+    // ...and handled by the next one: with a 1h interval only the request explains the sync.
+    w.s.restart_with(&["--disable-controllers", NO_DOCKER]);
+    w.api = Client::new(&w.s.url, Some(&w.s.token));
+    w.synced("durable", &c2, Duration::from_secs(20));
+    assert_eq!(w.secret_value("durable", "value").as_deref(), Some("2"));
+}
+
+#[test]
 fn app_webhooks_annotate_only_pushes_to_the_apps_branch() {
     let w = World::without_docker();
     let hook_secret = "lab-token";
@@ -606,6 +648,13 @@ fn one_invalid_manifest_applies_nothing_until_it_is_fixed() {
             "{name} was applied from an invalid commit"
         );
     }
+    let described =
+        w.s.run(&["describe", "gitrepository", "strict", "-n", &w.ns])
+            .ok();
+    assert!(
+        described.contains("ValidationFailed"),
+        "no warning event:\n{described}"
+    );
     let obj = w.repo("strict");
     assert_eq!(obj["status"]["lastAttemptedCommit"], json!(c1));
     assert!(obj.pointer("/status/lastAppliedCommit").is_none());
@@ -635,8 +684,42 @@ fn one_invalid_manifest_applies_nothing_until_it_is_fixed() {
         ],
     );
     w.synced("strict", &fixed, Duration::from_secs(20));
+    let described =
+        w.s.run(&["describe", "gitrepository", "strict", "-n", &w.ns])
+            .ok();
+    let synced_event = format!(
+        "applied commit {}: 2 created, 0 configured, 0 unchanged, 0 pruned",
+        &fixed[..7]
+    );
+    assert!(described.contains(&synced_event), "no Synced event:\n{described}");
     assert_eq!(w.secret_value("first", "value").as_deref(), Some("1"));
     assert_eq!(w.secret_value("second", "value").as_deref(), Some("2"));
+}
+
+#[test]
+fn without_self_heal_only_new_commits_are_applied() {
+    let w = World::without_docker();
+    let git = GitServer::start();
+    let repo = git.create_repo("manual");
+    let c1 = commit_files(&repo, &[("s.yaml".into(), secret("tuned", "1"))]);
+    w.git_repository("manual", &repo.url, "  interval: 5s\n  selfHeal: false\n");
+    let first = w.synced("manual", &c1, Duration::from_secs(20));
+    w.patch(
+        "secrets",
+        "tuned",
+        &json!({"spec": {"data": {"value": "edited"}}}),
+    );
+    // The next poll happens (lastSyncTime moves) and leaves the edit alone.
+    let polled = w.until("the next poll", Duration::from_secs(20), || {
+        let r = w.repo("manual");
+        (r["status"]["lastSyncTime"] != first["status"]["lastSyncTime"]).then_some(r)
+    });
+    assert!(ready(&polled).2.contains("self-heal is off"), "{polled}");
+    assert_eq!(w.secret_value("tuned", "value").as_deref(), Some("edited"));
+    // A new commit is applied.
+    let c2 = commit_files(&repo, &[("s.yaml".into(), secret("tuned", "2"))]);
+    w.synced("manual", &c2, Duration::from_secs(20));
+    assert_eq!(w.secret_value("tuned", "value").as_deref(), Some("2"));
 }
 
 #[test]

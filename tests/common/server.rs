@@ -132,6 +132,14 @@ impl BerthServer {
         self.spawn();
     }
 
+    /// Stops the server with SIGKILL and starts it again on the same store with other extra
+    /// `serve` arguments (its URL changes: it listens on a new free port).
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.kill();
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.spawn();
+    }
+
     /// Asks the server to stop (SIGTERM) and waits up to `within` for it to exit; returns its
     /// exit status. Start it again with [`BerthServer::restart_hard`].
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
@@ -170,6 +178,23 @@ impl BerthServer {
         let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Polls `f` every 20 ms until it returns `Some`; after `timeout` panics naming `what`,
+    /// with the server's log tail.
+    pub fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A `berth` CLI command pointed at this server.

@@ -204,8 +204,13 @@ fn run_fetch(
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks);
     options.download_tags(AutotagOption::None);
-    if shallow && transport != Transport::Local {
-        options.depth(1);
+    if transport != Transport::Local {
+        if shallow {
+            options.depth(1);
+        } else if repo.is_shallow() {
+            // libgit2's GIT_FETCH_DEPTH_UNSHALLOW: deepen past an earlier shallow fetch.
+            options.depth(i32::MAX);
+        }
     }
     let mut remote = repo
         .remote_anonymous(url)

@@ -31,6 +31,8 @@
 //! - Deleting a GitRepository leaves what it applied in place (as Flux with `prune: false`);
 //!   delete the objects by their labels if they should go too. No finalizer is needed since
 //!   nothing outside the API is created.
+//! - An object that left a repository with `prune: false` keeps its labels; another
+//!   GitRepository refuses it (ValidationFailed, "already managed by") until they are removed.
 //! - Another writer between the dry run and the writes can still make a write fail part-way
 //!   (`reason=ApplyFailed`); what was applied stays in the inventory and the sync retries.
 
@@ -226,7 +228,11 @@ impl GitRepositoryReconciler {
                 }
                 next.last_attempted_commit = None;
                 next.last_sync_time = Some(now);
-                let message = format!("applied commit {}: {counts}", short(&commit));
+                let message = if applied {
+                    format!("applied commit {}: {counts}", short(&commit))
+                } else {
+                    format!("commit {} already applied (self-heal is off)", short(&commit))
+                };
                 if applied
                     && let Err(e) = self
                         .recorder
