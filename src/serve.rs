@@ -148,6 +148,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
             Arc::new(EtcdElector::connect(endpoints, LeaseConfig::default()).await?)
         }
     };
+    let build_logs = opts.controllers.apps.build_logs.clone();
     let controllers = tokio::spawn(run_controllers(
         api.clone(),
         elector,
@@ -161,6 +162,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), Error> {
         limits: opts.limits,
         shutdown: shutdown.clone(),
         metrics,
+        build_logs,
     });
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(listen = %local, config = %config_path.display(), "berth API serving");

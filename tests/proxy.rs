@@ -17,6 +17,7 @@ use common::{
     http::{Client, collection, object},
     images,
     server::{Backend, BerthServer},
+    traffic::{free_port, plain_client},
 };
 use serde_json::{Value, json};
 
@@ -37,15 +38,6 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A free loopback port (bound then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One test's world: a run, a berth server labelling its containers with the run label,
@@ -197,15 +189,6 @@ impl World {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// A client that does not follow redirects.
-fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap()
 }
 
 /// GET `http://127.0.0.1:<port><path>` with `Host: <host>`: status and body.

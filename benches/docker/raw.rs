@@ -46,6 +46,7 @@ pub fn spec(bench: &Bench, yaml: &str, name: &str) -> ContainerSpec {
         network: &bench.raw_net,
         secret: &no_secrets,
         host_root: None,
+        built_image: None,
     };
     let template = plan::template(&app, &inputs).expect("bench spec plans");
     let mut spec = plan::replica(&template, &plan::short_hash(&template), 0);

@@ -117,11 +117,19 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
         destination::install(manager, options.controller.clone(), dockers.clone())?;
     }
     if enabled(application::NAME) {
+        // Builds keep their own bare repositories (`<git cache>/apps`): the adapter's per-URL
+        // lock is per `Repositories`, and the GitRepository controller has its own.
+        let repos = git::Repositories::new(options.git_cache_dir.join("apps"));
+        let mut apps = options.apps.clone();
+        if apps.build_logs.is_none() {
+            apps.build_logs = options.git_cache_dir.parent().map(|p| p.join("builds"));
+        }
         application::install(
             manager,
             options.controller.clone(),
             dockers.clone(),
-            options.apps.clone(),
+            apps,
+            Some(repos),
         )?;
     }
     if enabled(database::NAME) {

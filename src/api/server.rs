@@ -74,6 +74,8 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// The controller runtime's metrics, served at `/metrics`.
     pub metrics: berth_controllers::Metrics,
+    /// Where the Application controller writes build logs (`berth logs --build`).
+    pub build_logs: Option<std::path::PathBuf>,
 }
 
 /// Serves HTTP on `listener` until `state.shutdown` is cancelled, then drains.
@@ -235,7 +237,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             return Err(Error::MethodNotAllowed(req.method().to_string()));
         }
         let q = super::logs::LogQuery::parse(req.uri().query())?;
-        let body = super::logs::stream(&state.api, ns, name, &q, state.shutdown.clone()).await?;
+        let body = super::logs::stream(
+            &state.api,
+            ns,
+            name,
+            &q,
+            state.build_logs.as_deref(),
+            state.shutdown.clone(),
+        )
+        .await?;
         let mut resp = Response::new(body);
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -269,6 +269,7 @@ impl Client {
         follow: bool,
         tail: Option<usize>,
         since_seconds: Option<u64>,
+        build: bool,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
         let mut url = self.base.clone();
         url.set_path(&format!(
@@ -284,6 +285,9 @@ impl Client {
             }
             if let Some(s) = since_seconds {
                 q.append_pair("sinceSeconds", &s.to_string());
+            }
+            if build {
+                q.append_pair("build", "true");
             }
         }
         let resp = self

@@ -1,5 +1,6 @@
-//! `berth logs app/NAME [-n NS] [-f] [--tail N] [--since DURATION]`: an application's
-//! container logs through the API server (so it works against a remote berth).
+//! `berth logs app/NAME [-n NS] [-f] [--tail N] [--since DURATION] [--build]`: an
+//! application's container logs — or, with `--build`, its latest build's log (Git sources) —
+//! through the API server (so it works against a remote berth).
 
 use std::{io::Write, process::ExitCode, time::Duration};
 
@@ -27,6 +28,10 @@ pub struct LogsArgs {
     /// Only lines newer than this (`30s`, `5m`, `1h`).
     #[arg(long, value_parser = super::parse_duration)]
     pub since: Option<Duration>,
+    /// The latest build's log (an application built from Git) instead of the containers';
+    /// with `-f`, until the build ends.
+    #[arg(long, conflicts_with = "since")]
+    pub build: bool,
 }
 
 /// Runs `berth logs`.
@@ -47,7 +52,14 @@ pub async fn run(c: &Client, args: &LogsArgs, default_ns: Option<&str>) -> Resul
     let info = target::kind("Application")?;
     let ns = target::namespace(info, args.ns.namespace.as_deref(), false, default_ns)?.unwrap_or_default();
     let mut stream = c
-        .logs(&ns, name, args.follow, args.tail, args.since.map(|d| d.as_secs()))
+        .logs(
+            &ns,
+            name,
+            args.follow,
+            args.tail,
+            args.since.map(|d| d.as_secs()),
+            args.build,
+        )
         .await?;
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {

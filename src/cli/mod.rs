@@ -193,6 +193,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 (None, true) => args.data_dir.join("git"),
                 (None, false) => std::env::temp_dir().join("berth-git"),
             };
+            // Build logs sit beside the Git cache: `<git cache>/../builds`.
+            let build_logs = match (
+                args.git_cache_dir.as_deref().and_then(std::path::Path::parent),
+                args.etcd.is_empty(),
+            ) {
+                (Some(parent), _) => parent.join("builds"),
+                (None, true) => args.data_dir.join("builds"),
+                (None, false) => std::env::temp_dir().join("berth-builds"),
+            };
             let store = if args.etcd.is_empty() {
                 StoreConfig::Embedded {
                     dir: args.data_dir,
@@ -238,6 +247,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                         min_ready: args.app_min_ready,
                         progress_deadline: args.app_progress_deadline,
                         host_root: args.host_root,
+                        build_logs: Some(build_logs),
                     },
                     disabled: args.disable_controllers,
                     proxy_docker: docker,

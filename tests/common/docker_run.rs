@@ -3,8 +3,9 @@
 //!
 //! # Guarantees
 //! - Names from [`TestRun::name`] are unique across tests and processes.
-//! - Dropping the [`TestRun`] removes every container, network and volume carrying
-//!   its run label, also when the test fails or panics.
+//! - Dropping the [`TestRun`] removes every container, network, volume and image carrying
+//!   its run label (images berth built for the run's applications), also when the test
+//!   fails or panics.
 //!
 //! # Caveats
 //! - A test process killed outright (SIGKILL) leaves its objects behind; they carry
@@ -70,6 +71,20 @@ impl Drop for TestRun {
                 for v in docker.list_volumes(&labels).await.unwrap_or_default() {
                     if let Err(e) = docker.remove_volume(&v.name).await {
                         eprintln!("cleanup: volume {}: {e}", v.name);
+                    }
+                }
+                for i in docker.list_images(&labels).await.unwrap_or_default() {
+                    let refs = if i.repo_tags.is_empty() {
+                        vec![i.id.clone()]
+                    } else {
+                        i.repo_tags
+                    };
+                    for r in refs {
+                        if let Err(e) = docker.remove_image(&r).await
+                            && !e.is_not_found()
+                        {
+                            eprintln!("cleanup: image {r}: {e}");
+                        }
                     }
                 }
             });

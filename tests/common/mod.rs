@@ -12,4 +12,6 @@ pub mod images;
 pub mod registry;
 pub mod seaweedfs;
 pub mod server;
+pub mod traffic;
+pub mod webhook;
 pub mod world;

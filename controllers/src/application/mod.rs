@@ -23,18 +23,28 @@
 //!   restart count lives in status, the exit time in Docker), a removed one recreated, one
 //!   replaced by hand (other config) replaced. Orphans (berth containers of Applications that
 //!   no longer exist) are removed at start and at every resync.
-//! - Deletion (finalizer `berth.dev/application`) removes the containers; named volumes are
-//!   kept unless `spec.deleteVolumes`. It copes with the destination or server being gone.
+//! - Git sources ([`from_git`]): the ref is resolved only when the spec or the
+//!   `berth.dev/requested-at` annotation changed (or nothing was resolved yet), the image is
+//!   built in the background ([`build`]) and then rolled out like a new image; a failed build
+//!   keeps the running version. `status.build` holds all of it.
+//! - Deletion (finalizer `berth.dev/application`) removes the containers, and the built
+//!   images and build logs of a Git source; named volumes are kept unless
+//!   `spec.deleteVolumes`. It copes with the destination or server being gone.
 //!
 //! # Caveats
 //! - Docker events are followed on the `localhost` endpoint only; apps on other servers are
 //!   repaired at resync.
-//! - Image pulls run inside the reconcile: a slow pull holds one worker. Its progress is
+//! - Image pulls, and the fetch that resolves a Git ref, run inside the reconcile: a slow
+//!   pull or Git server holds one worker (builds do not). Its progress is
 //!   the `Progressing` condition's message (`PullingImage`), refreshed every
 //!   [`workload::PULL_PROGRESS_EVERY`]; `status.imageDigest` records the registry digest.
 
+pub mod build;
+pub mod build_log;
+pub mod from_git;
 pub mod plan;
 pub mod pull;
+pub mod revision;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -59,6 +69,7 @@ use crate::{
     docker_triggers,
     events::Recorder,
     finalizer::{self, Event},
+    git::Repositories,
     informer::Informer,
     manager::Manager,
     object::{self, ObjectRef},
@@ -85,6 +96,9 @@ pub struct AppOptions {
     pub progress_deadline: Duration,
     /// Where bind mounts may come from (`--host-root`); `None` forbids them.
     pub host_root: Option<PathBuf>,
+    /// Where build logs of Git sources go ([`build_log`]); `None`: beside the Git cache
+    /// directory (`<git cache>/../builds`), as [`crate::install`] sets it.
+    pub build_logs: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -93,6 +107,7 @@ impl Default for AppOptions {
             min_ready: Duration::from_secs(2),
             progress_deadline: Duration::from_secs(60),
             host_root: None,
+            build_logs: None,
         }
     }
 }
@@ -120,6 +135,14 @@ pub enum Error {
     /// The status could not be written.
     #[error(transparent)]
     Status(#[from] status::Error),
+    /// The Git ref could not be resolved (retried with backoff; the running version stays).
+    #[error("cannot fetch {url}: {message}")]
+    Fetch {
+        /// The repository.
+        url: String,
+        /// The Git adapter's words.
+        message: String,
+    },
 }
 
 /// Reconciles Applications.
@@ -132,6 +155,8 @@ pub struct AppReconciler {
     dockers: Dockers,
     recorder: Recorder,
     options: AppOptions,
+    /// Builds of Git sources; `None` when berth runs without a Git cache.
+    builder: Option<build::Builder>,
 }
 
 fn referenced_secrets(app: &Value) -> Vec<String> {
@@ -149,12 +174,14 @@ fn referenced_secrets(app: &Value) -> Vec<String> {
     out
 }
 
-/// Adds the Application controller and its orphan sweeper to `manager`.
+/// Adds the Application controller and its orphan sweeper to `manager`; with `repos` (the
+/// Git cache) and [`AppOptions::build_logs`], also the builder of Git sources.
 pub fn install(
     manager: &mut Manager,
     config: ControllerConfig,
     dockers: Dockers,
     options: AppOptions,
+    repos: Option<Repositories>,
 ) -> Result<(), server::Error> {
     let kind = server::kind("Application")?;
     let apps = manager.informer(kind);
@@ -213,6 +240,22 @@ pub fn install(
                 .collect()
         });
     }
+    let recorder = Recorder::new(manager.client_for(NAME), "application-controller");
+    let builder = match (repos, &options.build_logs) {
+        (Some(repos), Some(logs)) => {
+            let (builder, done) = build::Builder::new(repos, recorder.clone(), kind, logs.clone());
+            controller = controller.triggers(done);
+            let stopper = builder.clone();
+            manager.add_task(move |stop| {
+                Box::pin(async move {
+                    stop.cancelled().await;
+                    stopper.stop();
+                })
+            });
+            Some(builder)
+        }
+        _ => None,
+    };
     let reconciler = AppReconciler {
         client: manager.client_for(NAME),
         kind,
@@ -220,8 +263,9 @@ pub fn install(
         destinations,
         proxies,
         dockers: dockers.clone(),
-        recorder: Recorder::new(manager.client_for(NAME), "application-controller"),
+        recorder,
         options,
+        builder,
     };
     manager.add(controller, reconciler);
     let every = config.resync;
@@ -325,8 +369,11 @@ impl AppReconciler {
                 })
                 .collect(),
             image_digest: old.image_digest.clone(),
+            commit: old.commit.clone(),
+            build: old.build.clone(),
             ..ApplicationStatus::default()
         };
+        let building = from_git::take_building(&mut next);
         let blocked = |next: &mut ApplicationStatus, reason: &str, message: &str| {
             set(next, "Ready", ConditionStatus::False, reason, message, generation);
             set(
@@ -379,12 +426,36 @@ impl AppReconciler {
                         .map(str::to_owned)
                 })
         };
+        // For a Git source: the image of the latest successful build.
+        let mut fetch_error = None;
+        let built = match &app.spec.source.git {
+            Some(git) => {
+                let step = self.git_step(obj, git, &owner, &docker, &mut next).await?;
+                fetch_error = step.fetch_error;
+                let Some(image) = step.image else {
+                    // Nothing was built yet: nothing to run.
+                    self.nothing_built(&mut next, building, generation);
+                    self.write(obj, &next).await?;
+                    return fetch_error.map_or(Ok(Action::await_change()), Err);
+                };
+                Some(image)
+            }
+            None => {
+                // An image source (again): nothing of a build applies.
+                next.build = None;
+                next.commit = None;
+                next.conditions
+                    .retain(|c| c.type_ != "Built" && c.type_ != "Fetched");
+                None
+            }
+        };
         let inputs = plan::Inputs {
             owner: &owner,
             scope: &self.dockers.options.scope,
             network: &dest.spec.network,
             secret: &lookup,
             host_root: self.options.host_root.as_deref(),
+            built_image: built.as_deref(),
         };
         let template = match plan::template(&app.spec, &inputs) {
             Ok(t) => t,
@@ -392,7 +463,7 @@ impl AppReconciler {
                 let reason = match e {
                     plan::Error::MissingSecret { .. } => "SecretNotFound",
                     plan::Error::HostPathForbidden { .. } => "HostPathForbidden",
-                    plan::Error::UnsupportedSource => "UnsupportedSource",
+                    plan::Error::NoImage => "NoImage",
                 };
                 blocked(&mut next, reason, &e.to_string());
                 self.write(obj, &next).await?;
@@ -699,8 +770,62 @@ impl AppReconciler {
                 }
             }
         }
+        if app.spec.source.git.is_some() {
+            from_git::put_building(&mut next, building, generation, false);
+            from_git::put_failed(&mut next, generation);
+        }
         self.write(obj, &next).await?;
-        Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+        match fetch_error {
+            Some(e) => Err(e),
+            None => Ok(requeue.map_or_else(Action::await_change, Action::requeue)),
+        }
+    }
+
+    /// The status of a Git app whose first build runs or failed: nothing to run.
+    fn nothing_built(
+        &self,
+        next: &mut ApplicationStatus,
+        building: Option<berth_crds::meta::Condition>,
+        generation: i64,
+    ) {
+        let failed = next
+            .build
+            .as_ref()
+            .is_some_and(|b| b.phase == berth_crds::kinds::application::BuildPhase::Failed);
+        let built = next.conditions.iter().find(|c| c.type_ == "Built").cloned();
+        let (reason, message) = built.map_or_else(
+            || ("Pending".to_string(), "no image built yet".to_string()),
+            |c| (c.reason, c.message),
+        );
+        set(
+            next,
+            "Ready",
+            ConditionStatus::False,
+            &reason,
+            &message,
+            generation,
+        );
+        if failed {
+            from_git::put_failed(next, generation);
+            next.phase = Some("Failed".into());
+        } else {
+            from_git::put_building(next, building, generation, true);
+            if !next
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Progressing" && c.reason == from_git::BUILDING)
+            {
+                set(
+                    next,
+                    "Progressing",
+                    ConditionStatus::False,
+                    &reason,
+                    &message,
+                    generation,
+                );
+            }
+            next.phase = Some("Pending".into());
+        }
     }
 
     /// Sets the conditions and phase of a converged (`done`) or still-progressing app.
@@ -868,6 +993,19 @@ impl AppReconciler {
             tracing::info!(container = %c.name, "removing container");
             workload::remove(&docker, &c.id).await?;
         }
+        if let Some(builder) = &self.builder {
+            builder.forget(&ObjectRef::of(obj));
+            if let Err(e) = build_log::remove_all(builder.logs_dir(), &ns, &name).await {
+                tracing::warn!(error = %e, "cannot remove the build logs");
+            }
+            let owner = Owner {
+                kind: "Application".into(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                uid: object::uid(obj).to_owned(),
+            };
+            self.prune_images(&docker, &owner, &[]).await?;
+        }
         if obj.pointer("/spec/deleteVolumes").and_then(Value::as_bool) == Some(true) {
             for v in docker.list_volumes(&selector).await? {
                 match docker.remove_volume(&v.name).await {
@@ -912,7 +1050,7 @@ fn old_entry(c: &docker::ContainerSummary, ready: bool) -> AppContainer {
     }
 }
 
-fn set(
+pub(super) fn set(
     next: &mut ApplicationStatus,
     type_: &str,
     s: ConditionStatus,

@@ -51,9 +51,9 @@ pub enum Error {
         /// The allowed root (`none` when bind mounts are disabled).
         root: String,
     },
-    /// The source is not an image (Git builds are another issue).
-    #[error("spec.source: only image sources are supported yet")]
-    UnsupportedSource,
+    /// A Git source with no image built yet.
+    #[error("spec.source.git: no image built yet")]
+    NoImage,
 }
 
 /// What a plan needs besides the spec.
@@ -68,11 +68,17 @@ pub struct Inputs<'a> {
     pub secret: &'a (dyn Fn(&str, &str) -> Option<String> + Sync),
     /// Where bind mounts may come from; `None` forbids them.
     pub host_root: Option<&'a Path>,
+    /// For a Git source, the image built from it.
+    pub built_image: Option<&'a str>,
 }
 
 /// The container every replica is made from: no name, no replica label.
 pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<ContainerSpec, Error> {
-    let image = spec.source.image.clone().ok_or(Error::UnsupportedSource)?;
+    let image = match (&spec.source.image, inputs.built_image) {
+        (Some(image), _) => image.clone(),
+        (None, Some(built)) => built.to_string(),
+        (None, None) => return Err(Error::NoImage),
+    };
     let env = env(&spec.env, inputs.secret)?;
     let mut mounts = Vec::new();
     for (i, v) in spec.volumes.iter().enumerate() {
@@ -314,6 +320,7 @@ mod tests {
                 network: "net",
                 secret: &secret,
                 host_root: None,
+                built_image: None,
             };
             template(&s, &inputs).unwrap()
         };
@@ -342,6 +349,7 @@ mod tests {
             network: "n",
             secret: &none,
             host_root: None,
+            built_image: None,
         };
         let err = template(&s, &inputs).unwrap_err();
         assert!(err.to_string().starts_with("spec.env[0].secretKeyRef"));
@@ -358,6 +366,27 @@ mod tests {
             template(&s, &inputs),
             Err(Error::HostPathForbidden { .. })
         ));
+    }
+
+    #[test]
+    fn a_git_source_runs_its_built_image_and_a_new_build_rolls() {
+        let s = spec(r#"{"source":{"git":{"url":"https://h/r.git"}},"destination":"d"}"#);
+        let o = owner();
+        let scope = Labels::new();
+        let none = |_: &str, _: &str| None;
+        let inputs = |built_image| Inputs {
+            owner: &o,
+            scope: &scope,
+            network: "n",
+            secret: &none,
+            host_root: None,
+            built_image,
+        };
+        assert_eq!(template(&s, &inputs(None)), Err(Error::NoImage));
+        let a = template(&s, &inputs(Some("berth.local/ns-web:aaaa-1"))).unwrap();
+        let b = template(&s, &inputs(Some("berth.local/ns-web:bbbb-1"))).unwrap();
+        assert_eq!(a.image, "berth.local/ns-web:aaaa-1");
+        assert_ne!(short_hash(&a), short_hash(&b), "a new build is a rollout");
     }
 
     #[test]

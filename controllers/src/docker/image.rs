@@ -1,29 +1,19 @@
-//! Images: inspect, pull, build from a tar context, tag.
+//! Images: inspect, list, pull, tag, remove (builds are in [`super::build`]).
 //!
 //! # Guarantees
-//! - A failed build ends its stream with [`Error::Build`] carrying the builder's
-//!   message (e.g. the failing `RUN` step); a failed pull ends with [`Error::Pull`]
-//!   (or [`Error::Unreachable`] when the daemon itself went away).
-//! - Builds use the classic builder (no BuildKit session), which works offline
-//!   for `FROM scratch` images.
-//!
-//! # Caveats
-//! - The build stream is driven by a spawned task: dropping the stream stops
-//!   reading the daemon's output but does not cancel a build already running there.
+//! - A failed pull ends with [`Error::Pull`] (or [`Error::Unreachable`] when the daemon
+//!   itself went away).
 
 use std::collections::HashMap;
 
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateImageOptionsBuilder, TagImageOptionsBuilder,
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
-use bytes::Bytes;
-use futures::Stream;
 use futures::stream::{BoxStream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::connect::Docker;
 use super::error::{Error, Result};
-use super::labels::Labels;
+use super::labels::{self, Labels};
 
 /// A local image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,31 +37,6 @@ pub struct PullProgress {
     pub status: String,
     /// Bytes done and total, when known.
     pub progress: Option<(i64, i64)>,
-}
-
-/// One message of a build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildEvent {
-    /// A line of build output, without its newline.
-    Log(String),
-    /// The build finished; the image ID.
-    Built {
-        /// Image ID (`sha256:...`).
-        image_id: String,
-    },
-}
-
-/// How to build.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuildOptions {
-    /// Dockerfile path inside the context (default `Dockerfile`).
-    pub dockerfile: Option<String>,
-    /// Labels to set on the image.
-    pub labels: Labels,
-    /// Build arguments.
-    pub build_args: Labels,
-    /// Ignore the build cache.
-    pub no_cache: bool,
 }
 
 impl Docker {
@@ -119,84 +84,30 @@ impl Docker {
             .boxed()
     }
 
-    /// Builds an image from a tar archive of the build context (holding the
-    /// Dockerfile) and tags it `tag`. Streams the build output; the last item is
-    /// [`BuildEvent::Built`] or an error.
-    pub fn build_image(
-        &self,
-        tag: &str,
-        context: impl Stream<Item = Bytes> + Send + 'static,
-        options: &BuildOptions,
-    ) -> BoxStream<'static, Result<BuildEvent>> {
-        let labels: HashMap<String, String> = options.labels.clone().into_iter().collect();
-        let build_args: HashMap<String, String> = options.build_args.clone().into_iter().collect();
-        let bollard_options = BuildImageOptionsBuilder::default()
-            .dockerfile(options.dockerfile.as_deref().unwrap_or("Dockerfile"))
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .nocache(options.no_cache)
-            .labels(&labels)
-            .buildargs(&build_args)
-            .build();
-        self.count("image_build");
-        // bollard's build stream borrows the client: drive it from a task that owns a
-        // clone, so callers get a 'static stream.
-        let client = self.client.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            let mut stream = client.build_image(bollard_options, None, Some(bollard::body_stream(context)));
-            let mut built = None;
-            while let Some(item) = stream.next().await {
-                let event = match item {
-                    Ok(info) => {
-                        if let Some(id) = info.aux.and_then(|aux| aux.id) {
-                            built = Some(id);
-                        }
-                        match info.stream.or(info.status) {
-                            Some(text) => Ok(text),
-                            None => continue,
-                        }
-                    }
-                    Err(bollard::errors::Error::DockerStreamError { error }) => {
-                        Err(Error::Build { message: error })
-                    }
-                    Err(e) => Err(match Error::from(e) {
-                        e @ Error::Unreachable { .. } => e,
-                        Error::NotFound { message }
-                        | Error::Conflict { message }
-                        | Error::Api { message, .. }
-                        | Error::Decode { message } => Error::Build { message },
-                        other => other,
-                    }),
-                };
-                match event {
-                    Ok(text) => {
-                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                            if tx.send(Ok(BuildEvent::Log(line.to_string()))).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        if tx.send(Err(e)).await.is_err() {
-                            tracing::debug!("build stream dropped before its error was read");
-                        }
-                        return;
-                    }
-                }
-            }
-            let last = match built {
-                Some(image_id) => Ok(BuildEvent::Built { image_id }),
-                None => Err(Error::Build {
-                    message: "build output ended without an image id".to_string(),
-                }),
-            };
-            if tx.send(last).await.is_err() {
-                tracing::debug!("build stream dropped before its result was read");
-            }
-        });
-        ReceiverStream::new(rx).boxed()
+    /// The local images carrying every label of `labels`.
+    pub async fn list_images(&self, labels: &Labels) -> Result<Vec<ImageInfo>> {
+        let filters = HashMap::from([("label".to_string(), labels::label_filters(labels))]);
+        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+        self.count("image_list");
+        let list = self.client.list_images(Some(options)).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
+                labels: i.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Removes the image `reference` (tag or ID); with a tag, only that tag goes unless it
+    /// was the last one. An image used by a container is a [`Error::Conflict`].
+    pub async fn remove_image(&self, reference: &str) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::default().build();
+        self.count("image_remove");
+        self.client.remove_image(reference, Some(options), None).await?;
+        Ok(())
     }
 
     /// Points `repo:tag` at the image `source`.

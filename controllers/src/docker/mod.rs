@@ -21,6 +21,7 @@
 //! # Caveats
 //! - Reconnecting streams is the caller's job.
 
+mod build;
 mod connect;
 mod container;
 mod copy;
@@ -35,12 +36,13 @@ mod network;
 mod spec;
 mod volume;
 
+pub use build::{BuildEvent, BuildOptions, ContextEntry, MODE_SYMLINK, context_tar, with_labels};
 pub use connect::{CallCounter, DEFAULT_URI, Docker};
 pub use container::{ContainerState, ContainerSummary, Health};
 pub use error::{Error, Result};
 pub use events::{Action, Event, ObjectType};
 pub use exec::{ExecOutput, ExecRequest, ExecStream};
-pub use image::{BuildEvent, BuildOptions, ImageInfo, PullProgress};
+pub use image::{ImageInfo, PullProgress};
 pub use info::EngineInfo;
 pub use labels::{Labels, Owner};
 pub use logs::{LogLine, LogOptions, OutputStream};

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -305,9 +307,14 @@ pub struct ApplicationStatus {
     /// created; absent for images that never came from a registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
-    /// The Git commit built, for `git` sources.
+    /// For `git` sources, the commit of the image the application runs (or rolls out to):
+    /// the latest successful build's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// For `git` sources, the latest build: which commit the ref resolved to, its image,
+    /// and how the build went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildStatus>,
     /// Containers running.
     #[serde(default)]
     pub replicas: u32,
@@ -324,6 +331,54 @@ pub struct ApplicationStatus {
     /// `ready: true`, and only to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<AppContainer>,
+}
+
+/// How a build of a `git` source went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BuildPhase {
+    /// The image is being built (the previous version keeps running).
+    #[default]
+    Building,
+    /// The image exists; the application runs it or rolls out to it.
+    Succeeded,
+    /// The build (or fetching the commit) failed; see `message`. The previous version
+    /// keeps running.
+    Failed,
+}
+
+/// The latest build of a `git` source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildStatus {
+    /// The commit `spec.source.git.ref` resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The image tag of that commit's build (`berth.local/<ns>-<name>:<commit>-<inputs>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// How the build went.
+    #[serde(default)]
+    pub phase: BuildPhase,
+    /// When the build started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Docker's (or the Git server's) words when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The latest image built successfully: what the application runs, while a newer
+    /// build runs or after one failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_image: Option<String>,
+    /// The `metadata.generation` at which the ref was last resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_generation: Option<i64>,
+    /// The last `berth.dev/requested-at` annotation acted upon (a push webhook or
+    /// `berth` asking for a fresh fetch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
 }
 
 /// One container of an Application, as the Proxy and users see it.
