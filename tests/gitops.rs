@@ -17,10 +17,9 @@ use common::{
     http::{self, Client},
     images::busybox_httpd,
     server::{Backend, BerthServer, OutputExt},
+    webhook::github_signature,
 };
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -335,16 +334,6 @@ fn app(name: &str, image: &str, message: &str) -> String {
     )
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
 fn commit_files(repo: &Repo, files: &[(String, String)]) -> String {
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     repo.commit("main", &refs)
@@ -477,7 +466,11 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
     // Wrong, missing and unknown: 401, and nothing is written.
     let c2 = commit_files(&repo, &[("s.yaml".into(), secret("one", "2"))]);
     assert_eq!(
-        w.hook(&path, body, &[("X-Hub-Signature-256", sign("wrong", body))]),
+        w.hook(
+            &path,
+            body,
+            &[("X-Hub-Signature-256", github_signature("wrong", body))]
+        ),
         401
     );
     assert_eq!(w.hook(&path, body, &[]), 401);
@@ -486,7 +479,7 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
         w.hook(
             &unknown,
             body,
-            &[("X-Hub-Signature-256", sign(hook_secret, body))]
+            &[("X-Hub-Signature-256", github_signature(hook_secret, body))]
         ),
         401
     );
@@ -495,7 +488,7 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
         w.hook(
             &path,
             tampered,
-            &[("X-Hub-Signature-256", sign(hook_secret, body))]
+            &[("X-Hub-Signature-256", github_signature(hook_secret, body))]
         ),
         401
     );
@@ -510,7 +503,11 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
     // Signed: the sync starts at once.
     let t0 = Instant::now();
     assert_eq!(
-        w.hook(&path, body, &[("X-Hub-Signature-256", sign(hook_secret, body))]),
+        w.hook(
+            &path,
+            body,
+            &[("X-Hub-Signature-256", github_signature(hook_secret, body))]
+        ),
         202
     );
     w.synced("hooked", &c2, Duration::from_secs(10));
@@ -532,7 +529,11 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
     let c3 = commit_files(&repo, &fifty);
     let t0 = Instant::now();
     assert_eq!(
-        w.hook(&path, body, &[("X-Hub-Signature-256", sign(hook_secret, body))]),
+        w.hook(
+            &path,
+            body,
+            &[("X-Hub-Signature-256", github_signature(hook_secret, body))]
+        ),
         202
     );
     let synced = w.synced("hooked", &c3, Duration::from_secs(30));
@@ -570,7 +571,11 @@ fn a_webhook_request_survives_a_restart() {
     let body = br#"{"ref":"refs/heads/main"}"#;
     let path = format!("/hooks/git/{}/durable", w.ns);
     assert_eq!(
-        w.hook(&path, body, &[("X-Hub-Signature-256", sign(hook_secret, body))]),
+        w.hook(
+            &path,
+            body,
+            &[("X-Hub-Signature-256", github_signature(hook_secret, body))]
+        ),
         202
     );
     assert_eq!(w.repo("durable")["status"]["lastAppliedCommit"], json!(c1));
@@ -602,7 +607,11 @@ fn app_webhooks_annotate_only_pushes_to_the_apps_branch() {
     let main = br#"{"ref":"refs/heads/main"}"#;
     assert_eq!(w.hook(&path, main, &[("X-Gitlab-Token", "wrong".into())]), 401);
     assert_eq!(
-        w.hook(&path, main, &[("X-Hub-Signature-256", sign(hook_secret, main))]),
+        w.hook(
+            &path,
+            main,
+            &[("X-Hub-Signature-256", github_signature(hook_secret, main))]
+        ),
         401
     );
     assert_eq!(
