@@ -65,55 +65,21 @@ fn expand(path: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn load_text(text: &str) -> Result<Vec<Document>> {
+    // Parsing, validation and ordering are `berth_crds::apply::manifest`'s, tested there;
+    // here only what reading files adds: the file's path in every document and message.
+    #[test]
+    fn documents_and_errors_name_the_file_they_came_from() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.yaml");
-        std::fs::write(&p, text).unwrap();
-        load(&[p], Some("p-production"))
-    }
-
-    const APP: &str = "apiVersion: berth.dev/v1\nkind: Application\nmetadata: {name: web}\nspec: {source: {image: nginx}, destination: d}\n";
-    const PROJECT: &str = "apiVersion: berth.dev/v1\nkind: Project\nmetadata: {name: p}\nspec: {}\n";
-
-    #[test]
-    fn documents_come_back_in_dependency_order_with_their_namespace() {
-        let docs = load_text(&format!("{APP}---\n{PROJECT}")).unwrap();
-        let kinds: Vec<&str> = docs.iter().map(|d| d.info.kind).collect();
-        assert_eq!(kinds, ["Project", "Application"]);
-        assert_eq!(docs[1].namespace(), Some("p-production"));
-        assert_eq!(docs[1].index, 1);
-    }
-
-    #[test]
-    fn an_invalid_document_names_file_index_and_field() {
-        let bad = APP.replace("destination: d", "destination: d, replicas: many");
-        let err = load_text(&format!("{PROJECT}---\n{bad}"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("m.yaml, document 2 (Application web)"), "{err}");
-        assert!(err.contains("spec.replicas"), "{err}");
-    }
-
-    #[test]
-    fn unknown_kinds_and_bad_yaml_are_reported() {
-        let err = load_text("apiVersion: berth.dev/v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n")
-            .unwrap_err()
-            .to_string();
+        let project = "apiVersion: berth.dev/v1\nkind: Project\nmetadata: {name: p}\nspec: {}\n";
+        std::fs::write(&p, project).unwrap();
+        let docs = load(std::slice::from_ref(&p), None).unwrap();
+        assert_eq!(docs[0].source, p.display().to_string());
+        std::fs::write(&p, format!("{project}---\nkind: [unclosed\n")).unwrap();
+        let err = load(std::slice::from_ref(&p), None).unwrap_err().to_string();
         assert!(
-            err.contains("document 1: kind: Unsupported value: \"Pod\""),
+            err.contains(&format!("{}, document 2: invalid YAML", p.display())),
             "{err}"
         );
-        let err = load_text(&format!("{PROJECT}---\nkind: [unclosed\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("document 2: invalid YAML"), "{err}");
-    }
-
-    #[test]
-    fn duplicates_are_rejected() {
-        let err = load_text(&format!("{PROJECT}---\n{PROJECT}"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("appears twice"), "{err}");
     }
 }
