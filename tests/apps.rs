@@ -255,6 +255,9 @@ fn apply_serves_rolls_and_deletes() {
     println!("apply -> Ready: {:?}", t0.elapsed());
     let alias = format!("http://web.{}:8080/", w.ns);
     assert_eq!(w.fetch(&w.net, &alias).as_deref(), Some("v1"));
+    // A first deploy: nothing else serves, so the alias was given at creation (no re-attach).
+    let disconnects = "berth_docker_api_calls_total{operation=\"network_disconnect\"}";
+    assert_eq!(w.metric(disconnects), 0, "first deploy re-attached the alias");
 
     // Rest cost: once converged, berth makes no Docker call at all (the Server's heartbeat
     // is minutes apart; a lost daemon is noticed from the event stream).
@@ -290,6 +293,11 @@ fn apply_serves_rolls_and_deletes() {
     });
     w.wait_ready("web", "10s");
     assert_eq!(w.fetch(&w.net, &alias).as_deref(), Some("v2"));
+    // While v1 served, v2's container got the alias only once ready (a re-attach).
+    assert!(
+        w.metric(disconnects) >= 1,
+        "the rolling update did not re-attach the alias"
+    );
     let app = w.get("app", "web");
     let containers = app.pointer("/status/containers").unwrap().as_array().unwrap();
     assert_eq!(containers.len(), 1, "{app}");

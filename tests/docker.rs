@@ -105,6 +105,7 @@ async fn httpd_answers_a_peer_by_alias_and_becomes_healthy() {
         network: Some(NetworkAttachment {
             name: network.clone(),
             aliases: vec!["web-alias".into()],
+            ..Default::default()
         }),
         health_check: Some(HealthCheck {
             probe: Probe::Http {

@@ -109,6 +109,7 @@ impl World {
             network: Some(NetworkAttachment {
                 name: self.network.clone(),
                 aliases: vec![],
+                ..Default::default()
             }),
             stop_timeout_secs: Some(1),
             ..Default::default()
@@ -541,6 +542,7 @@ async fn https_certificates_from_pebble_and_http_redirects() {
         network: Some(NetworkAttachment {
             name: w.network.clone(),
             aliases: vec!["pebble".into()],
+            ..Default::default()
         }),
         ports: vec![berth_controllers::docker::PortSpec {
             container_port: 15000,

@@ -5,9 +5,12 @@
 //! - Containers are named `<ns>-<name>-<hash>-<replica>` from the effective config
 //!   ([`plan`]), labelled with the owner (`dev.berth.*`, replica, config hash) and the scope
 //!   labels, and attached to the destination network under their own name; once ready they
-//!   also answer to the service alias `<name>.<ns>` (re-attached with it), so the alias only
-//!   resolves to containers that serve. Everything is derived from the spec, the Secrets and Docker's state: a restart
-//!   of berth loses nothing.
+//!   also answer to the service alias `<name>.<ns>` (re-attached with it), so while any
+//!   container of the app runs, the alias only resolves to containers that serve. When none
+//!   runs (a first deploy, the only replica removed), a new container gets the alias at
+//!   creation: nothing else could answer to it, and the re-attach (a network disconnect and
+//!   connect, about a third of a create and start) is spared. Everything is derived from the
+//!   spec, the Secrets and Docker's state: a restart of berth loses nothing.
 //! - Rolling update: new replicas start beside the old ones; once all are ready (healthy
 //!   under the spec's health check, else running for [`AppOptions::min_ready`]) the status
 //!   lists only the new ones `ready: true`; for apps with domains berth then waits until the
@@ -474,6 +477,8 @@ impl AppReconciler {
 
         // What runs.
         let observed = docker.list_containers(&self.owner_selector(&ns, &name)).await?;
+        let nothing_runs = !observed.iter().any(|c| c.status == "running");
+        let service = plan::alias(&ns, &name);
         let restarts_of = |n: &str| {
             old.containers
                 .iter()
@@ -517,7 +522,13 @@ impl AppReconciler {
             }
             match &r.state {
                 None => {
-                    let created = self.create(&docker, obj, &r.spec, &next).await;
+                    let mut spec = r.spec.clone();
+                    if nothing_runs && let Some(net) = &mut spec.network {
+                        // Nothing of the app serves, so the alias cannot lead anywhere that
+                        // does: give it at creation, sparing the re-attach once ready.
+                        net.unhashed_aliases.push(service.clone());
+                    }
+                    let created = self.create(&docker, obj, &spec, &next).await;
                     if let Ok(digest) = &created {
                         next.image_digest = digest.clone();
                     }
@@ -602,7 +613,6 @@ impl AppReconciler {
         }
 
         // Ready containers answer to the service alias; others only to their own name.
-        let service = plan::alias(&ns, &name);
         for r in replicas.iter().filter(|r| r.ready) {
             let has = r
                 .state

@@ -119,6 +119,7 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
         network: Some(NetworkAttachment {
             name: inputs.network.to_owned(),
             aliases: Vec::new(),
+            ..Default::default()
         }),
         ports: spec
             .ports

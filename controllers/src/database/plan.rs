@@ -108,6 +108,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
         network: Some(NetworkAttachment {
             name: inputs.network.to_owned(),
             aliases: vec![app_plan::alias(ns, name), container],
+            ..Default::default()
         }),
         ports: vec![PortSpec {
             container_port: engine.port,

@@ -64,6 +64,10 @@ pub struct NetworkAttachment {
     pub name: String,
     /// DNS aliases on that network.
     pub aliases: Vec<String>,
+    /// Further aliases given at creation that are not part of the container's config (nor of
+    /// its hash): a caller that manages them itself, after creation, may also set them early.
+    #[serde(skip)]
+    pub unhashed_aliases: Vec<String>,
 }
 
 /// Transport protocol of a port.
@@ -258,7 +262,8 @@ impl ContainerSpec {
             endpoints_config: Some(HashMap::from([(
                 n.name.clone(),
                 EndpointSettings {
-                    aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+                    aliases: (!n.aliases.is_empty() || !n.unhashed_aliases.is_empty())
+                        .then(|| n.aliases.iter().chain(&n.unhashed_aliases).cloned().collect()),
                     ..Default::default()
                 },
             )])),
