@@ -111,19 +111,8 @@ impl World {
     }
 
     /// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-    fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn until<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        self.s.until(what, timeout, f)
     }
 
     /// The app's containers: (name, running, id, startedAt).

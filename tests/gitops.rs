@@ -230,6 +230,15 @@ impl World {
     }
 
     /// A GitRepository `name` over `url` (branch main) with `extra` spec lines.
+    /// A Secret `webhook` holding `secret` and the GitHub Source `gh-<ns>` verifying with it.
+    fn github_source(&self, secret: &str) {
+        self.apply(&format!(
+            "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\nspec:\n  data:\n    secret: {secret}\n\
+             ---\napiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{ns}\nspec:\n  provider: github\n  webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n",
+            ns = self.ns
+        ));
+    }
+
     fn git_repository(&self, name: &str, url: &str, extra: &str) {
         self.apply(&format!(
             "apiVersion: berth.dev/v1\nkind: GitRepository\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
@@ -447,11 +456,7 @@ fn signed_webhooks_sync_at_once_and_bad_signatures_do_nothing() {
     let git = GitServer::start();
     let repo = git.create_repo("hooked");
     let hook_secret = "hook-s3cret";
-    w.apply(&format!(
-        "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\nspec:\n  data:\n    secret: {hook_secret}\n\
-         ---\napiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{ns}\nspec:\n  provider: github\n  webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n",
-        ns = w.ns
-    ));
+    w.github_source(hook_secret);
     let c1 = commit_files(&repo, &[("s.yaml".into(), secret("one", "1"))]);
     // A long interval: only the webhook can explain a sync after the first one.
     w.git_repository(
@@ -550,11 +555,7 @@ fn a_webhook_request_survives_a_restart() {
     let git = GitServer::start();
     let repo = git.create_repo("durable");
     let hook_secret = "durable-s3cret";
-    w.apply(&format!(
-        "apiVersion: berth.dev/v1\nkind: Secret\nmetadata:\n  name: webhook\n  namespace: {ns}\nspec:\n  data:\n    secret: {hook_secret}\n\
-         ---\napiVersion: berth.dev/v1\nkind: Source\nmetadata:\n  name: gh-{ns}\nspec:\n  provider: github\n  webhookSecretRef:\n    namespace: {ns}\n    name: webhook\n    key: secret\n",
-        ns = w.ns
-    ));
+    w.github_source(hook_secret);
     let c1 = commit_files(&repo, &[("s.yaml".into(), secret("durable", "1"))]);
     w.git_repository(
         "durable",

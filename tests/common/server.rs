@@ -182,7 +182,19 @@ impl BerthServer {
 
     /// Polls `f` every 20 ms until it returns `Some`; after `timeout` panics naming `what`,
     /// with the server's log tail.
-    pub fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn until<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        self.until_every(what, timeout, Duration::from_millis(20), f)
+    }
+
+    /// [`BerthServer::until`], polling every `every` (slower for probes that run the CLI
+    /// for minutes).
+    pub fn until_every<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
@@ -190,10 +202,10 @@ impl BerthServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
+                "timed out after {timeout:?} waiting for {what}\n{}",
                 self.log_tail()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(every);
         }
     }
 

@@ -13,7 +13,7 @@
 //!   the [`World`] so SeaweedFS outlives the berth that writes to it.
 //! - Every wait has a deadline and fails with the server's log tail.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_controllers::{
     backup::storage::{Local, S3, S3Config, Storage},
@@ -124,19 +124,8 @@ impl World {
 
     /// Polls `f` every 100 ms until it returns a value; panics with `what` and the server's
     /// log tail after `timeout`.
-    pub fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                self.s.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn until<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        self.s.until_every(what, timeout, Duration::from_millis(100), f)
     }
 
     /// Waits until the Database is Ready (its engine answered the probe) for its current
