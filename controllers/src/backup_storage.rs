@@ -107,15 +107,7 @@ impl StorageReconciler {
             Err(e @ Error::Open(_)) => (ConditionStatus::False, "InvalidConfig", e.to_string()),
             Err(e) => (ConditionStatus::False, "Unreachable", e.to_string()),
         };
-        status::set_condition(
-            &mut next.conditions,
-            "Ready",
-            state,
-            reason,
-            &message,
-            generation,
-            status::now(),
-        );
+        status::set_now(&mut next.conditions, "Ready", state, reason, &message, generation);
         status::update::<BackupStorageSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
         checked.map(|()| Action::requeue(RECHECK))
     }

@@ -149,26 +149,24 @@ impl DestinationReconciler {
         let result = match ensured {
             Ok(net) => {
                 next.network_id = Some(net.id);
-                status::set_condition(
+                status::set_now(
                     &mut next.conditions,
                     "Ready",
                     ConditionStatus::True,
                     "NetworkReady",
                     &format!("network {} exists", dest.spec.network),
                     generation,
-                    status::now(),
                 );
                 Ok(Action::await_change())
             }
             Err(e) => {
-                status::set_condition(
+                status::set_now(
                     &mut next.conditions,
                     "Ready",
                     ConditionStatus::False,
                     "NetworkFailed",
                     &e.to_string(),
                     generation,
-                    status::now(),
                 );
                 Err(e)
             }

@@ -120,14 +120,13 @@ impl Reconciler for ProjectReconciler {
             1 => "1 environment".to_owned(),
             n => format!("{n} environments"),
         };
-        status::set_condition(
+        status::set_now(
             &mut next.conditions,
             "Ready",
             ConditionStatus::True,
             "EnvironmentsReady",
             &message,
             generation,
-            status::now(),
         );
         if status::update::<ProjectSpec>(self.client.as_ref(), self.kind, &obj, &next).await? {
             tracing::debug!(project = name, "status updated");

@@ -379,7 +379,7 @@ impl ServerReconciler {
                 next.memory_bytes = Some(info.memory_bytes);
                 next.docker_root_dir = Some(info.docker_root_dir);
                 next.docker_disk_usage_bytes = info.disk_usage_bytes;
-                status::set_condition(
+                status::set_now(
                     &mut next.conditions,
                     "Ready",
                     ConditionStatus::True,
@@ -389,7 +389,6 @@ impl ServerReconciler {
                         next.docker_version.as_deref().unwrap_or("")
                     ),
                     generation,
-                    status::now(),
                 );
                 status::update::<ServerSpec>(self.client.as_ref(), self.kind, &obj, &next).await?;
                 Ok(Action::requeue(HEARTBEAT))
@@ -400,14 +399,13 @@ impl ServerReconciler {
                 } else {
                     "Unreachable"
                 };
-                status::set_condition(
+                status::set_now(
                     &mut next.conditions,
                     "Ready",
                     ConditionStatus::False,
                     reason,
                     &e.to_string(),
                     generation,
-                    status::now(),
                 );
                 status::update::<ServerSpec>(self.client.as_ref(), self.kind, &obj, &next).await?;
                 if reason == "Unsupported" {

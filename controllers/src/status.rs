@@ -38,6 +38,26 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
 
+/// [`set_condition`] at [`now`].
+pub fn set_now(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: &str,
+    observed_generation: i64,
+) -> bool {
+    set_condition(
+        conditions,
+        type_,
+        status,
+        reason,
+        message,
+        observed_generation,
+        now(),
+    )
+}
+
 /// Sets condition `type_` in `conditions`; `lastTransitionTime` becomes `now` only when the
 /// status differs from before (or the condition is new). Returns whether anything changed.
 pub fn set_condition(

@@ -1068,15 +1068,7 @@ pub(super) fn set(
     message: &str,
     generation: i64,
 ) {
-    status::set_condition(
-        &mut next.conditions,
-        type_,
-        s,
-        reason,
-        message,
-        generation,
-        status::now(),
-    );
+    status::set_now(&mut next.conditions, type_, s, reason, message, generation);
 }
 
 #[async_trait::async_trait]

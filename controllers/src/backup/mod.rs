@@ -155,14 +155,13 @@ pub(crate) fn set_outcome(
     generation: i64,
 ) {
     let type_ = if ok { "Complete" } else { "Failed" };
-    status::set_condition(
+    status::set_now(
         conditions,
         type_,
         ConditionStatus::True,
         reason,
         message,
         generation,
-        status::now(),
     );
 }
 

@@ -298,14 +298,13 @@ impl ScheduleReconciler {
             Ok(s) => s,
             Err(e) => {
                 next.next_schedule_time = None;
-                status::set_condition(
+                status::set_now(
                     &mut next.conditions,
                     "Ready",
                     ConditionStatus::False,
                     "InvalidSchedule",
                     &e.to_string(),
                     generation,
-                    status::now(),
                 );
                 status::update::<BackupScheduleSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
                 return Ok(Action::await_change());
@@ -361,14 +360,13 @@ impl ScheduleReconciler {
                 ),
             )
         };
-        status::set_condition(
+        status::set_now(
             &mut next.conditions,
             "Ready",
             ConditionStatus::True,
             reason,
             &message,
             generation,
-            status::now(),
         );
         status::update::<BackupScheduleSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
         match decision.next.filter(|_| !spec.suspend) {

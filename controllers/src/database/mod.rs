@@ -688,15 +688,7 @@ fn set(
     message: &str,
     generation: i64,
 ) {
-    status::set_condition(
-        &mut next.conditions,
-        type_,
-        s,
-        reason,
-        message,
-        generation,
-        status::now(),
-    );
+    status::set_now(&mut next.conditions, type_, s, reason, message, generation);
 }
 
 #[async_trait::async_trait]
