@@ -413,10 +413,12 @@ impl Client for Flaky {
             .await
             .map_err(|e| client::Error::Other(e.to_string()))?;
         drop(permit);
-        self.watches.fetch_add(1, Ordering::SeqCst);
-        let inner = Client::watch(&self.api, k, rv).await?;
+        // Which cut this watch is subject to is fixed before it counts as started: a test that
+        // sees the count and then cuts always cuts this watch.
         let mut rx = self.cut.subscribe();
         let started = *rx.borrow_and_update();
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        let inner = Client::watch(&self.api, k, rv).await?;
         let cut = async move {
             let _ = rx.wait_for(|g| *g != started).await;
         };
