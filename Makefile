@@ -33,5 +33,10 @@ crds:
 
 ## bench: performance figures against baselines measured in the same run (docs/performance.md);
 ## tables on stdout, JSON in target/bench/. Fails only when a run breaks, never on a missed target.
-bench: deps docker
-	$(CARGO) bench --bench store_throughput --bench api --bench runtime --bench docker
+BENCHES = --bench store_throughput --bench api --bench runtime --bench docker
+bench: docker
+	@t0=$$(date +%s); \
+	scripts/install-test-deps.sh bench && $(CARGO) bench --no-run $(BENCHES) || exit 1; \
+	t1=$$(date +%s); $(CARGO) bench $(BENCHES); rc=$$?; t2=$$(date +%s); \
+	echo "make bench: $$((t1 - t0)) s installing and building, $$((t2 - t1)) s measuring, $$((t2 - t0)) s in all"; \
+	exit $$rc

