@@ -52,7 +52,7 @@ struct Size {
     berth: Stats,
     raw: Option<Stats>,
     compose: Option<Stats>,
-    /// Compose runs that broke (each retried once).
+    /// Compose runs that broke (each retried once, unless it timed out).
     compose_failures: usize,
     /// Each run's phases (see [`Starts`]).
     split: Vec<Value>,
