@@ -20,9 +20,10 @@
 //!   need a URL the server can fetch without them.
 
 use berth_crds::{
-    kinds::application::{ApplicationStatus, BuildPhase, BuildStatus, GitBuild},
+    kinds::application::{AppCondition, AppReason, ApplicationStatus, BuildPhase, BuildStatus, GitBuild},
     meta::{ConditionStatus, REQUESTED_AT},
 };
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
@@ -43,7 +44,7 @@ pub const COMMIT_LABEL: &str = "dev.berth.commit";
 
 /// The reason of a `Progressing` condition that says a build runs; such a condition never
 /// times a rollout (see [`take_building`]).
-pub const BUILDING: &str = "Building";
+pub const BUILDING: &str = AppReason::Building.as_str();
 
 /// What the Git step decided.
 pub(super) struct Step {
@@ -332,18 +333,19 @@ pub(super) fn take_building(next: &mut ApplicationStatus) -> Option<berth_crds::
     let i = next
         .conditions
         .iter()
-        .position(|c| c.type_ == "Progressing" && c.reason == BUILDING)?;
+        .position(|c| c.type_ == AppCondition::Progressing && c.reason == AppReason::Building)?;
     Some(next.conditions.remove(i))
 }
 
 /// Says in `Progressing` that a build runs (keeping the condition taken by
 /// [`take_building`], so its transition time stays put), unless a rollout is in progress or
-/// failed and `always` is false.
+/// failed and `always` is false. Conditions that change take `now` as their transition time.
 pub(super) fn put_building(
     next: &mut ApplicationStatus,
     taken: Option<berth_crds::meta::Condition>,
     generation: i64,
     always: bool,
+    now: DateTime<Utc>,
 ) {
     let Some(b) = next.build.as_ref().filter(|b| b.phase == BuildPhase::Building) else {
         return;
@@ -351,7 +353,7 @@ pub(super) fn put_building(
     let rolling = next
         .conditions
         .iter()
-        .any(|c| c.type_ == "Progressing" && c.reason != "RolloutComplete");
+        .any(|c| c.type_ == AppCondition::Progressing && c.reason != AppReason::RolloutComplete);
     if rolling && !always {
         return;
     }
@@ -360,30 +362,32 @@ pub(super) fn put_building(
         b.image.as_deref().unwrap_or(""),
         short(b.commit.as_deref().unwrap_or(""))
     );
-    next.conditions.retain(|c| c.type_ != "Progressing");
+    next.conditions.retain(|c| c.type_ != AppCondition::Progressing);
     if let Some(c) = taken {
         next.conditions.push(c);
     }
-    set(
-        next,
-        "Progressing",
+    status::set_condition(
+        &mut next.conditions,
+        AppCondition::Progressing.as_str(),
         ConditionStatus::True,
         BUILDING,
         &message,
         generation,
+        now,
     );
 }
 
 /// After a failed build, `Progressing=False reason=BuildFailed` with Docker's words, unless a
-/// rollout is in progress or failed.
-pub(super) fn put_failed(next: &mut ApplicationStatus, generation: i64) {
+/// rollout is in progress or failed; a changed condition takes `now` as its transition time.
+pub(super) fn put_failed(next: &mut ApplicationStatus, generation: i64, now: DateTime<Utc>) {
     let Some(b) = next.build.as_ref().filter(|b| b.phase == BuildPhase::Failed) else {
         return;
     };
-    let rolling = next
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Progressing" && c.reason != "RolloutComplete" && c.reason != "BuildFailed");
+    let rolling = next.conditions.iter().any(|c| {
+        c.type_ == AppCondition::Progressing
+            && c.reason != AppReason::RolloutComplete
+            && c.reason != AppReason::BuildFailed
+    });
     if rolling {
         return;
     }
@@ -392,13 +396,14 @@ pub(super) fn put_failed(next: &mut ApplicationStatus, generation: i64) {
         short(b.commit.as_deref().unwrap_or("")),
         b.message.as_deref().unwrap_or("")
     );
-    set(
-        next,
-        "Progressing",
+    status::set_condition(
+        &mut next.conditions,
+        AppCondition::Progressing.as_str(),
         ConditionStatus::False,
-        "BuildFailed",
+        AppReason::BuildFailed.as_str(),
         &message,
         generation,
+        now,
     );
 }
 
@@ -444,7 +449,7 @@ mod tests {
             "rollout of config x",
             1,
         );
-        put_building(&mut s, taken.clone(), 1, false);
+        put_building(&mut s, taken.clone(), 1, false, Utc::now());
         let c = progressing(&s);
         assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::True, BUILDING));
         assert_eq!(c.last_transition_time, taken.unwrap().last_transition_time);
@@ -463,7 +468,7 @@ mod tests {
             "rollout of config y",
             1,
         );
-        put_building(&mut s, taken.clone(), 1, false);
+        put_building(&mut s, taken.clone(), 1, false, Utc::now());
         let c = progressing(&s);
         assert_eq!(c.reason, "RollingUpdate");
         assert_ne!(c.last_transition_time, taken.unwrap().last_transition_time);
@@ -475,9 +480,9 @@ mod tests {
             BuildPhase::Building,
             Some(("RollingUpdate", ConditionStatus::True)),
         );
-        put_building(&mut s, None, 1, false);
+        put_building(&mut s, None, 1, false, Utc::now());
         assert_eq!(progressing(&s).reason, "RollingUpdate");
-        put_building(&mut s, None, 1, true);
+        put_building(&mut s, None, 1, true, Utc::now());
         assert_eq!(progressing(&s).reason, BUILDING, "unless nothing runs yet");
     }
 
@@ -487,7 +492,7 @@ mod tests {
             BuildPhase::Failed,
             Some(("RolloutComplete", ConditionStatus::False)),
         );
-        put_failed(&mut s, 1);
+        put_failed(&mut s, 1, Utc::now());
         let c = progressing(&s);
         assert_eq!(
             (c.status, c.reason.as_str()),
@@ -499,13 +504,13 @@ mod tests {
             BuildPhase::Failed,
             Some(("HealthCheckFailed", ConditionStatus::False)),
         );
-        put_failed(&mut s, 1);
+        put_failed(&mut s, 1, Utc::now());
         assert_eq!(progressing(&s).reason, "HealthCheckFailed");
         let mut s = status(
             BuildPhase::Succeeded,
             Some(("RolloutComplete", ConditionStatus::False)),
         );
-        put_failed(&mut s, 1);
+        put_failed(&mut s, 1, Utc::now());
         assert_eq!(progressing(&s).reason, "RolloutComplete");
     }
 }

@@ -95,6 +95,20 @@ pub struct ContainerSummary {
     pub image_id: String,
 }
 
+impl ContainerState {
+    /// Whether the container was created and never started (Docker's `created`).
+    pub fn is_created(&self) -> bool {
+        self.status == status_word(ContainerStateStatusEnum::CREATED)
+    }
+}
+
+impl ContainerSummary {
+    /// Whether its main process runs (Docker's `running`).
+    pub fn is_running(&self) -> bool {
+        self.status == status_word(ContainerStateStatusEnum::RUNNING)
+    }
+}
+
 impl Docker {
     /// Creates the container described by `spec` (not started) and returns its ID.
     /// Adds the `dev.berth.config-hash` label.

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::application_status::{
+    AppCondition, AppContainer, AppReason, ApplicationPhase, ApplicationStatus, BuildPhase, BuildStatus,
+};
 use super::common::{SecretKeyRef, exactly_one, non_empty};
-use crate::meta::Condition;
 use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
 use crate::rules;
 use crate::validation::{FieldError, check};
@@ -288,114 +288,6 @@ pub enum RestartPolicy {
     UnlessStopped,
     /// Never restart.
     No,
-}
-
-/// Observed state of an Application.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ApplicationStatus {
-    /// The `metadata.generation` last acted upon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Current conditions (`Ready`, `Progressing`, `Built`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// The image actually running (built tag or resolved digest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The registry digest of the image (`repo@sha256:...`), recorded when containers are
-    /// created; absent for images that never came from a registry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_digest: Option<String>,
-    /// For `git` sources, the commit of the image the application runs (or rolls out to):
-    /// the latest successful build's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// For `git` sources, the latest build: which commit the ref resolved to, its image,
-    /// and how the build went.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<BuildStatus>,
-    /// Containers running.
-    #[serde(default)]
-    pub replicas: u32,
-    /// Containers running and healthy.
-    #[serde(default)]
-    pub ready_replicas: u32,
-    /// The URLs the application is served at.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub urls: Vec<String>,
-    /// `Pending`, `Progressing`, `Running`, `Degraded`, `Stopped` or `Failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The application's containers. The Proxy routes the app's domains to those with
-    /// `ready: true`, and only to them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub containers: Vec<AppContainer>,
-}
-
-/// How a build of a `git` source went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum BuildPhase {
-    /// The image is being built (the previous version keeps running).
-    #[default]
-    Building,
-    /// The image exists; the application runs it or rolls out to it.
-    Succeeded,
-    /// The build (or fetching the commit) failed; see `message`. The previous version
-    /// keeps running.
-    Failed,
-}
-
-/// The latest build of a `git` source.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BuildStatus {
-    /// The commit `spec.source.git.ref` resolved to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// The image tag of that commit's build (`berth.local/<ns>-<name>:<commit>-<inputs>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// How the build went.
-    #[serde(default)]
-    pub phase: BuildPhase,
-    /// When the build started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Docker's (or the Git server's) words when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The latest image built successfully: what the application runs, while a newer
-    /// build runs or after one failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latest_image: Option<String>,
-    /// The `metadata.generation` at which the ref was last resolved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_generation: Option<i64>,
-    /// The last `berth.dev/requested-at` annotation acted upon (a push webhook or
-    /// `berth` asking for a fresh fetch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_at: Option<String>,
-}
-
-/// One container of an Application, as the Proxy and users see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppContainer {
-    /// The Docker container name (also a DNS name on the destination network).
-    pub name: String,
-    /// The replica index.
-    pub replica: u32,
-    /// Hash of the effective container configuration it was created from.
-    pub config_hash: String,
-    /// Whether it should receive traffic: running, healthy, and of the current config.
-    pub ready: bool,
-    /// How often berth restarted it after it exited (the crash-loop backoff's count).
-    #[serde(default)]
-    pub restarts: u32,
 }
 
 impl Resource for ApplicationSpec {

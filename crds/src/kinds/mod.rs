@@ -1,6 +1,7 @@
 //! The berth kinds: one module per kind, holding its spec, status and semantic rules.
 
 pub mod application;
+mod application_status;
 pub mod backup;
 pub mod backup_schedule;
 pub mod backup_storage;

@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use std::{future::Future, time::Duration};
 
-use crate::application::pull::PullMeter;
+pub mod pull;
+
+use self::pull::PullMeter;
 use crate::docker::{self, ContainerSpec, Docker, ImageInfo, LogOptions};
 use crate::events::Recorder;
 

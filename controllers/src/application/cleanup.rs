@@ -1,0 +1,115 @@
+//! Deletion of an Application's containers (and, for Git sources, its built images and
+//! build logs; its named volumes with `spec.deleteVolumes`), and the sweep of orphans:
+//! berth containers of Applications that no longer exist.
+//!
+//! # Guarantees
+//! - [`AppReconciler::cleanup`] copes with apply never having run, and with the destination
+//!   or server being gone ([`Dockers::for_cleanup`]).
+//! - The sweep runs at start and at every resync, on the `localhost` endpoint; a container
+//!   is an orphan when no Application of its namespace, name and UID is cached.
+//!
+//! # Caveats
+//! - Orphans on other servers than `localhost` are not swept.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{AppReconciler, Error, build_log};
+use crate::{
+    controller::Action,
+    docker::{self, Labels, Owner, label},
+    informer::Informer,
+    object::{self, ObjectRef},
+    server::Dockers,
+    workload,
+};
+
+/// Removes berth containers of Applications that no longer exist, at start and every `every`.
+pub(super) async fn sweep_orphans(
+    apps: Informer,
+    dockers: Dockers,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        () = apps.wait_ready() => {}
+        () = stop.cancelled() => return,
+    }
+    loop {
+        match sweep_once(&apps, &dockers).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed orphaned application containers"),
+            Err(e) => tracing::warn!(error = %e, "orphan sweep failed; retrying at the next resync"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn sweep_once(apps: &Informer, dockers: &Dockers) -> Result<usize, docker::Error> {
+    let docker = dockers.local().await?;
+    let selector = dockers.scoped(Labels::from([
+        (label::MANAGED.to_string(), "true".to_string()),
+        (label::KIND.to_string(), "Application".to_string()),
+    ]));
+    let mut removed = 0;
+    for c in docker.list_containers(&selector).await? {
+        let Some(owner) = Owner::from_labels(&c.labels) else {
+            continue;
+        };
+        let alive = apps
+            .get(&ObjectRef::new(Some(&owner.namespace), &owner.name))
+            .is_some_and(|a| object::uid(&a) == owner.uid);
+        if !alive {
+            tracing::info!(container = %c.name, app = %owner.name, namespace = %owner.namespace, "removing orphan");
+            match docker.remove_container(&c.id).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::warn!(container = %c.name, error = %e, "cannot remove orphan"),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+impl AppReconciler {
+    /// Removes the app's containers, built images, build logs and (with
+    /// `spec.deleteVolumes`) named volumes.
+    pub(super) async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {
+        let name = object::name(obj).to_owned();
+        let ns = object::namespace(obj).unwrap_or_default().to_owned();
+        let docker = self.dockers.for_cleanup(&self.destinations, obj).await?;
+        let selector = self.owner_selector(&ns, &name);
+        for c in docker.list_containers(&selector).await? {
+            tracing::info!(container = %c.name, "removing container");
+            workload::remove(&docker, &c.id).await?;
+        }
+        if let Some(builder) = &self.builder {
+            builder.forget(&ObjectRef::of(obj));
+            if let Err(e) = build_log::remove_all(builder.logs_dir(), &ns, &name).await {
+                tracing::warn!(error = %e, "cannot remove the build logs");
+            }
+            let owner = Owner {
+                kind: "Application".into(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                uid: object::uid(obj).to_owned(),
+            };
+            self.prune_images(&docker, &owner, &[]).await?;
+        }
+        if obj.pointer("/spec/deleteVolumes").and_then(Value::as_bool) == Some(true) {
+            for v in docker.list_volumes(&selector).await? {
+                match docker.remove_volume(&v.name).await {
+                    Ok(()) => tracing::info!(volume = %v.name, "removed volume"),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(Action::await_change())
+    }
+}
