@@ -19,6 +19,7 @@ pub mod backup;
 pub mod backup_schedule;
 pub mod backup_storage;
 pub mod client;
+pub mod container_config;
 pub mod controller;
 pub mod database;
 pub mod destination;

@@ -16,7 +16,7 @@
 use berth_crds::kinds::DatabaseSpec;
 
 use super::engine::{Credentials, Engine};
-use crate::application::plan as app_plan;
+use crate::container_config;
 use crate::docker::{
     ContainerSpec, Labels, MountSpec, NetworkAttachment, Owner, PortSpec, Protocol, RestartPolicy,
 };
@@ -29,7 +29,7 @@ pub const STOP_TIMEOUT_SECS: u32 = 30;
 pub enum Error {
     /// An env var could not be resolved.
     #[error(transparent)]
-    Env(#[from] app_plan::Error),
+    Env(#[from] container_config::Error),
     /// An env var would override a credential variable.
     #[error("spec.env[{index}].name: {name:?} is set by berth from the credentials Secret")]
     ReservedEnv {
@@ -81,7 +81,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
     let engine = inputs.engine;
     let mut env: std::collections::BTreeMap<String, String> =
         engine.container_env(inputs.credentials).into_iter().collect();
-    let extra = app_plan::env(&spec.env, inputs.secret)?;
+    let extra = container_config::env(&spec.env, inputs.secret)?;
     for (index, var) in spec.env.iter().enumerate() {
         if env.contains_key(&var.name) {
             return Err(Error::ReservedEnv {
@@ -93,7 +93,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
     env.extend(extra);
     let (ns, name) = (&inputs.owner.namespace, &inputs.owner.name);
     let container = container_name(ns, name);
-    let (cpu_millis, memory_bytes) = app_plan::limits(spec.resources.as_ref());
+    let (cpu_millis, memory_bytes) = container_config::limits(spec.resources.as_ref());
     Ok(ContainerSpec {
         name: container.clone(),
         image: engine.image_for(spec.image.as_deref(), spec.version.as_deref()),
@@ -107,7 +107,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
         labels: labels(inputs.owner, inputs.scope),
         network: Some(NetworkAttachment {
             name: inputs.network.to_owned(),
-            aliases: vec![app_plan::alias(ns, name), container],
+            aliases: vec![container_config::alias(ns, name), container],
             ..Default::default()
         }),
         ports: vec![PortSpec {
