@@ -27,7 +27,8 @@ use crate::object::ObjectRef;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The owner (of kind `kind`) an event is about, if it is a container event of one, carrying
-/// every label of `scope`.
+/// every label of `scope`. An owner labelled with an empty namespace is cluster-scoped (a
+/// Proxy's, say).
 pub fn owner_ref(event: &Event, kind: &str, scope: &Labels) -> Option<ObjectRef> {
     if event.object != ObjectType::Container {
         return None;
@@ -36,7 +37,8 @@ pub fn owner_ref(event: &Event, kind: &str, scope: &Labels) -> Option<ObjectRef>
         return None;
     }
     let owner = event.owner()?;
-    (owner.kind == kind).then(|| ObjectRef::new(Some(&owner.namespace), &owner.name))
+    let namespace = Some(owner.namespace.as_str()).filter(|ns| !ns.is_empty());
+    (owner.kind == kind).then(|| ObjectRef::new(namespace, &owner.name))
 }
 
 /// Makes (or reuses) a connection to the daemon to follow.
@@ -178,6 +180,20 @@ mod tests {
         assert_eq!(
             owner_ref(&event(Labels::new()), "Application", &Labels::new()),
             None
+        );
+    }
+
+    #[test]
+    fn an_owner_without_namespace_is_cluster_scoped() {
+        let owner = Owner {
+            kind: "Proxy".into(),
+            namespace: String::new(),
+            name: "localhost".into(),
+            uid: "u".into(),
+        };
+        assert_eq!(
+            owner_ref(&event(owner.labels()), "Proxy", &Labels::new()),
+            Some(ObjectRef::cluster("localhost"))
         );
     }
 }

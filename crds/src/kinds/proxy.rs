@@ -102,6 +102,62 @@ pub struct ProxyStatus {
     pub backends: BTreeMap<String, Vec<String>>,
 }
 
+/// The condition types a Proxy's status carries (`status.conditions[].type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProxyCondition {
+    /// The Traefik container runs.
+    Running,
+    /// The wanted routing configuration is the only one live in Traefik.
+    Ready,
+}
+
+impl ProxyCondition {
+    /// The condition type as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Ready => "Ready",
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a Proxy condition has its status (`status.conditions[].reason`, a string in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProxyReason {
+    /// `Running`: the state of the Traefik container.
+    Container,
+    /// `Ready=True`: the wanted revision is the only one live and Traefik reports no error.
+    ConfigLive,
+    /// `Ready=False`: the wanted revision is live but Traefik reports configuration errors.
+    ConfigErrors,
+    /// `Ready=False`: the wanted revision is not (the only one) live yet.
+    ConfigPending,
+}
+
+impl ProxyReason {
+    /// The reason as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "Container",
+            Self::ConfigLive => "ConfigLive",
+            Self::ConfigErrors => "ConfigErrors",
+            Self::ConfigPending => "ConfigPending",
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Resource for ProxySpec {
     type Status = ProxyStatus;
     const KIND: &'static str = "Proxy";
@@ -148,6 +204,27 @@ impl Resource for ProxySpec {
                 "spec.acme.caServer",
                 rules::url(&acme.ca_server, &["https", "http"]),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_names_serialize_as_their_status_strings() {
+        for c in [ProxyCondition::Running, ProxyCondition::Ready] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        for r in [
+            ProxyReason::Container,
+            ProxyReason::ConfigLive,
+            ProxyReason::ConfigErrors,
+            ProxyReason::ConfigPending,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert_eq!(r.to_string(), r.as_str());
         }
     }
 }
