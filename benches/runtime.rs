@@ -20,11 +20,12 @@ use berth::{
     api::{Api, WriteOptions},
     store::embedded::EmbeddedStore,
 };
-use berth_controllers::{
+use berth_crds::{Object, kinds::EnvironmentSpec};
+use berth_runtime::{
     Action, Controller, Manager, Metrics, ObjectRef, Reconciler,
     queue::{QueueConfig, WorkQueue},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -77,7 +78,7 @@ async fn main() -> Result<(), BoxError> {
 
     let metrics = Metrics::new();
     let mut manager = Manager::new(Arc::new(api.clone()), metrics.clone());
-    let informer = manager.informer(envs);
+    let informer = manager.informer::<EnvironmentSpec>();
     let count = Arc::new(AtomicU64::new(0));
     manager.add(
         Controller::new("noop", informer.clone()).workers(WORKERS),
@@ -109,7 +110,11 @@ async fn main() -> Result<(), BoxError> {
         ),
         _ => println!("cache memory: RSS not available on this platform"),
     }
-    let sample = informer.list().first().map(|o| o.to_string().len()).unwrap_or(0);
+    let sample = informer
+        .list()
+        .first()
+        .and_then(|o| serde_json::to_string(&**o).ok())
+        .map_or(0, |s| s.len());
     println!("              (one object is {sample} bytes of JSON)");
     Ok(())
 }
@@ -117,9 +122,9 @@ async fn main() -> Result<(), BoxError> {
 struct Noop(Arc<AtomicU64>);
 
 #[async_trait::async_trait]
-impl Reconciler for Noop {
+impl Reconciler<EnvironmentSpec> for Noop {
     type Error = std::convert::Infallible;
-    async fn reconcile(&self, _obj: Arc<Value>) -> Result<Action, Self::Error> {
+    async fn reconcile(&self, _obj: Arc<Object<EnvironmentSpec>>) -> Result<Action, Self::Error> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(Action::await_change())
     }

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use berth_controllers::leader::{Elector, Error, Leadership};
+use berth_runtime::leader::{Elector, Error, Leadership};
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::{sync::oneshot, time::Instant};
 use tokio_util::sync::CancellationToken;

@@ -9,11 +9,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use berth_controllers::{
+use berth_crds::store::Store;
+use berth_runtime::{
     Manager, Metrics,
     leader::{self, Elector, Solo},
 };
-use berth_crds::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +54,7 @@ pub enum Error {
     Config(#[from] config::Error),
     /// Leader election could not be set up.
     #[error("cannot set up leader election: {0}")]
-    Leader(#[from] berth_controllers::leader::Error),
+    Leader(#[from] berth_runtime::leader::Error),
 }
 
 /// Where the store is.
@@ -185,12 +185,10 @@ async fn run_controllers(
     options: berth_controllers::Options,
     shutdown: CancellationToken,
 ) {
-    let client: Arc<dyn berth_controllers::Client> = Arc::new(api);
+    let client: Arc<dyn berth_runtime::Client> = Arc::new(api);
     leader::run_as_leader(elector, metrics.clone(), shutdown, move |stop| {
         let mut manager = Manager::new(client.clone(), metrics.clone());
-        if let Err(e) = berth_controllers::install(&mut manager, &options) {
-            tracing::error!(error = %e, "cannot set up the controllers");
-        }
+        berth_controllers::install(&mut manager, &options);
         Box::pin(manager.run(stop))
     })
     .await;

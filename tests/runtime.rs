@@ -16,14 +16,18 @@ use berth::{
     api::{Api, WriteOptions},
     store::embedded::{EmbeddedOptions, EmbeddedStore},
 };
-use berth_controllers::{
-    Action, Controller, ControllerConfig, Informer, Manager, Metrics, ObjectRef, Reconciler,
+use berth_crds::{
+    Object,
+    kinds::{ProjectSpec, event::EventType},
+    registry::KindInfo,
+};
+use berth_runtime::{
+    Action, Api as TypedApi, Controller, ControllerConfig, Informer, Manager, Metrics, ObjectRef, Reconciler,
     client::{self, Client, ObjectList, WatchStream},
     events::{self, Recorder},
     finalizer::{self, finalizer},
     object,
 };
-use berth_crds::{kinds::event::EventType, registry::KindInfo};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -81,11 +85,8 @@ async fn set_description(api: &Api, name: &str, description: &str) {
     .unwrap();
 }
 
-fn description(obj: &Value) -> String {
-    obj.pointer("/spec/description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+fn description(obj: &Object<ProjectSpec>) -> String {
+    obj.spec.description.clone().unwrap_or_default()
 }
 
 /// Polls `cond` every 10 ms until it holds; panics with `what` after `limit`.
@@ -120,10 +121,10 @@ struct Recording {
 struct Told;
 
 #[async_trait::async_trait]
-impl Reconciler for Recording {
+impl Reconciler<ProjectSpec> for Recording {
     type Error = Told;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Told> {
+    async fn reconcile(&self, obj: Arc<Object<ProjectSpec>>) -> Result<Action, Told> {
         let key = ObjectRef::of(&obj);
         {
             let mut in_flight = self.in_flight.lock().unwrap();
@@ -174,7 +175,7 @@ impl Recording {
 /// A running manager with one recording controller over Projects.
 struct Running {
     recording: Arc<Recording>,
-    informer: Informer,
+    informer: Informer<ProjectSpec>,
     metrics: Metrics,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -191,9 +192,9 @@ impl Running {
 struct Shared(Arc<Recording>);
 
 #[async_trait::async_trait]
-impl Reconciler for Shared {
+impl Reconciler<ProjectSpec> for Shared {
     type Error = Told;
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Told> {
+    async fn reconcile(&self, obj: Arc<Object<ProjectSpec>>) -> Result<Action, Told> {
         self.0.reconcile(obj).await
     }
 }
@@ -201,7 +202,7 @@ impl Reconciler for Shared {
 fn start(client: Arc<dyn Client>, recording: Recording, config: ControllerConfig) -> Running {
     let metrics = Metrics::new();
     let mut manager = Manager::new(client, metrics.clone());
-    let informer = manager.informer(kind("Project"));
+    let informer = manager.informer::<ProjectSpec>();
     let recording = Arc::new(recording);
     manager.add(
         Controller::new("recording", informer.clone()).with_config(config),
@@ -525,7 +526,7 @@ async fn gone_relists_and_the_cache_ends_equal_to_the_store() {
             .unwrap();
         list.items
             .iter()
-            .map(|o| (object::name(o).to_owned(), object::resource_version(o)))
+            .map(|o| (berth_crds::json::name(o).to_owned(), object::resource_version(o)))
             .collect::<BTreeMap<_, _>>()
     };
     let expected = store_state().await;
@@ -535,7 +536,7 @@ async fn gone_relists_and_the_cache_ends_equal_to_the_store() {
         informer
             .list()
             .iter()
-            .map(|o| (object::name(o).to_owned(), object::resource_version(o)))
+            .map(|o| (o.name().to_owned(), object::revision(o)))
             .collect::<BTreeMap<_, _>>()
     };
     wait_for("the cache to equal the store", Duration::from_secs(20), || {
@@ -575,7 +576,7 @@ async fn the_project_controller_at_rest_makes_no_writes_between_resyncs() {
         ],
         ..Default::default()
     };
-    berth_controllers::install(&mut manager, &options).unwrap();
+    berth_controllers::install(&mut manager, &options);
     let stop = CancellationToken::new();
     let task = tokio::spawn(manager.run(stop.clone()));
     let api = env.api.clone();
@@ -587,7 +588,7 @@ async fn the_project_controller_at_rest_makes_no_writes_between_resyncs() {
         list.items.iter().all(|p| {
             p.pointer("/status/conditions/0/reason").and_then(Value::as_str) == Some("EnvironmentsReady")
                 && p.pointer("/status/environments/0").and_then(Value::as_str)
-                    == Some(&format!("{}-production", object::name(p)))
+                    == Some(&format!("{}-production", berth_crds::json::name(p)))
         })
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -644,7 +645,7 @@ async fn the_project_controller_at_rest_makes_no_writes_between_resyncs() {
 
 /// Uses the finalizer helper: counts applies and cleanups.
 struct Finalizing {
-    client: Arc<dyn Client>,
+    api: TypedApi<ProjectSpec>,
     applied: Arc<AtomicUsize>,
     cleaned: Arc<AtomicUsize>,
     /// How many cleanups answer "not finished yet" before one finishes.
@@ -652,28 +653,22 @@ struct Finalizing {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for Finalizing {
+impl Reconciler<ProjectSpec> for Finalizing {
     type Error = finalizer::Error<Infallible>;
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        finalizer(
-            self.client.as_ref(),
-            kind("Project"),
-            "berth.dev/test-cleanup",
-            obj,
-            |ev| async move {
-                match ev {
-                    finalizer::Event::Apply(_) => {
-                        self.applied.fetch_add(1, Ordering::SeqCst);
+    async fn reconcile(&self, obj: Arc<Object<ProjectSpec>>) -> Result<Action, Self::Error> {
+        finalizer(&self.api, "berth.dev/test-cleanup", obj, |ev| async move {
+            match ev {
+                finalizer::Event::Apply(_) => {
+                    self.applied.fetch_add(1, Ordering::SeqCst);
+                }
+                finalizer::Event::Cleanup(_) => {
+                    if self.cleaned.fetch_add(1, Ordering::SeqCst) < self.hold {
+                        return Ok(Action::cleanup_pending(Duration::from_millis(300)));
                     }
-                    finalizer::Event::Cleanup(_) => {
-                        if self.cleaned.fetch_add(1, Ordering::SeqCst) < self.hold {
-                            return Ok(Action::cleanup_pending(Duration::from_millis(300)));
-                        }
-                    }
-                };
-                Ok(Action::await_change())
-            },
-        )
+                }
+            };
+            Ok(Action::await_change())
+        })
         .await
     }
 }
@@ -684,9 +679,9 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
     create_project(&env.api, "fin", "").await;
     let metrics = Metrics::new();
     let mut manager = Manager::new(Arc::new(env.api.clone()), metrics.clone());
-    let informer = manager.informer(kind("Project"));
+    let informer = manager.informer::<ProjectSpec>();
     let f = Finalizing {
-        client: manager.client_for("fin"),
+        api: manager.api_for("fin"),
         applied: Arc::new(AtomicUsize::new(0)),
         cleaned: Arc::new(AtomicUsize::new(0)),
         hold: 2,
@@ -700,7 +695,7 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
     })
     .await;
     let p = env.api.get(kind("Project"), None, "fin").await.unwrap();
-    assert_eq!(object::finalizers(&p), ["berth.dev/test-cleanup"]);
+    assert_eq!(berth_crds::json::finalizers(&p), ["berth.dev/test-cleanup"]);
     assert_eq!(cleaned.load(Ordering::SeqCst), 0);
     env.api
         .delete(kind("Project"), None, "fin", &Default::default())
@@ -712,7 +707,7 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
     .await;
     let held = env.api.get(kind("Project"), None, "fin").await.unwrap();
     assert_eq!(
-        object::finalizers(&held),
+        berth_crds::json::finalizers(&held),
         ["berth.dev/test-cleanup"],
         "a pending cleanup keeps the finalizer"
     );
@@ -733,26 +728,23 @@ async fn the_finalizer_helper_adds_applies_cleans_up_and_lets_go() {
 async fn events_are_deduplicated_findable_by_label_and_aged_out() {
     let env = env();
     create_project(&env.api, "ev", "").await;
-    let project = env.api.get(kind("Project"), None, "ev").await.unwrap();
     let client: Arc<dyn Client> = Arc::new(env.api.clone());
+    let project = TypedApi::<ProjectSpec>::all(client.clone())
+        .get("ev")
+        .await
+        .unwrap();
     let recorder = Recorder::new(client.clone(), "test-controller");
     for _ in 0..3 {
         recorder
-            .publish(
-                kind("Project"),
-                &project,
-                EventType::Warning,
-                "Failed",
-                "it broke",
-            )
+            .publish(&project, EventType::Warning, "Failed", "it broke")
             .await
             .unwrap();
     }
     recorder
-        .publish(kind("Project"), &project, EventType::Normal, "Ready", "fine")
+        .publish(&project, EventType::Normal, "Ready", "fine")
         .await
         .unwrap();
-    let selector = format!("berth.dev/involved-uid={}", object::uid(&project));
+    let selector = format!("berth.dev/involved-uid={}", project.uid());
     let list = client.list(kind("Event"), None, &selector).await.unwrap();
     assert_eq!(list.items.len(), 2);
     let failed = list
@@ -762,10 +754,7 @@ async fn events_are_deduplicated_findable_by_label_and_aged_out() {
         .unwrap();
     assert_eq!(failed["spec"]["count"], 3);
     assert_eq!(failed["spec"]["involvedObject"]["name"], "ev");
-    assert_eq!(
-        failed["metadata"]["ownerReferences"][0]["uid"],
-        object::uid(&project)
-    );
+    assert_eq!(failed["metadata"]["ownerReferences"][0]["uid"], project.uid());
     // Nothing is old yet; an hour later everything is.
     let now = chrono::Utc::now();
     assert_eq!(

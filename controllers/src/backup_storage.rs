@@ -12,17 +12,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use berth_crds::{kinds::BackupStorageSpec, meta::ConditionStatus, registry::KindInfo};
-use serde_json::Value;
-use tracing::Instrument;
+use berth_crds::{Object, kinds::BackupStorageSpec, meta::ConditionStatus};
+use berth_runtime::Api;
 
 use crate::{
     backup::{self, open, open::Opener},
-    client::Client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
+    dockers::Dockers,
     manager::Manager,
-    object,
-    server::{self, Dockers},
     status,
 };
 
@@ -34,14 +31,6 @@ pub const RECHECK: Duration = Duration::from_secs(300);
 /// A failed BackupStorage reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a BackupStorage.
-    #[error("backupstorage {name:?} is malformed: {source}")]
-    Malformed {
-        /// The storage.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The storage could not be opened (the status says why; this retries).
     #[error(transparent)]
     Open(#[from] open::Error),
@@ -55,46 +44,36 @@ pub enum Error {
 
 /// Reconciles BackupStorages.
 pub struct StorageReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
+    api: Api<BackupStorageSpec>,
     opener: Opener,
 }
 
 /// Adds the BackupStorage controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("BackupStorage")?;
-    let (opener, _) = backup::caches(manager, dockers)?;
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let (opener, _) = backup::caches(manager, dockers);
     let by_secret = opener.clone();
     let controller = Controller::new(NAME, opener.storages.clone())
         .with_config(config)
-        .watches(&opener.servers, |_| Vec::new())
+        .reads(&opener.servers)
         .watches(&opener.secrets, move |s| {
-            by_secret.using_secret(object::namespace(s).unwrap_or_default(), object::name(s))
+            by_secret.using_secret(s.namespace().unwrap_or_default(), s.name())
         });
     let reconciler = StorageReconciler {
-        client: manager.client_for(NAME),
-        kind,
+        api: manager.api_for(NAME),
         opener,
     };
     manager.add(controller, reconciler);
-    Ok(())
 }
 
-impl StorageReconciler {
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let bs = object::typed::<BackupStorageSpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
-        let generation = object::generation(obj);
+#[async_trait::async_trait]
+impl Reconciler<BackupStorageSpec> for StorageReconciler {
+    type Error = Error;
+
+    async fn reconcile(&self, bs: Arc<Object<BackupStorageSpec>>) -> Result<Action, Self::Error> {
+        let generation = bs.generation();
         let mut next = bs.status.clone().unwrap_or_default();
         next.observed_generation = Some(generation);
-        let checked = match self.opener.open_spec(&name, &bs.spec) {
+        let checked = match self.opener.open_spec(bs.name(), &bs.spec) {
             Ok(storage) => storage.probe().await.map_err(Error::from),
             Err(e) => Err(e.into()),
         };
@@ -108,17 +87,7 @@ impl StorageReconciler {
             Err(e) => (ConditionStatus::False, "Unreachable", e.to_string()),
         };
         status::set_now(&mut next.conditions, "Ready", state, reason, &message, generation);
-        status::update::<BackupStorageSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+        status::update(&self.api, &bs, &next).await?;
         checked.map(|()| Action::requeue(RECHECK))
-    }
-}
-
-#[async_trait::async_trait]
-impl Reconciler for StorageReconciler {
-    type Error = Error;
-
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!("reconcile", kind = "BackupStorage", name = %object::name(&obj));
-        self.apply(&obj).instrument(span).await
     }
 }

@@ -15,21 +15,22 @@
 
 use std::sync::Arc;
 
-use berth_crds::{kinds::DestinationSpec, meta::ConditionStatus, registry::KindInfo};
-use serde_json::Value;
-use tracing::Instrument;
+use berth_crds::{
+    Object,
+    kinds::{ApplicationSpec, DestinationSpec},
+    meta::ConditionStatus,
+};
 
 use crate::{
-    client::Client,
-    controller::{Action, Controller, ControllerConfig, Reconciler},
+    controller::{Action, Controller, ControllerConfig},
     docker::{self, Owner},
-    finalizer::{self, Event},
+    dockers::{self, Dockers},
+    finalizer::{Finalize, Finalized},
     manager::Manager,
-    object::{self, ObjectRef},
-    server,
-    server::Dockers,
+    object::ObjectRef,
     status,
 };
+use berth_runtime::Api;
 
 /// The controller's name (metrics, logs).
 pub const NAME: &str = "destination";
@@ -45,17 +46,9 @@ pub const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1
 /// A failed Destination reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a Destination.
-    #[error("destination {name:?} is malformed: {source}")]
-    Malformed {
-        /// The destination.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The server could not be used.
     #[error(transparent)]
-    Server(#[from] server::Error),
+    Server(#[from] dockers::Error),
     /// A Docker call failed.
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
@@ -74,59 +67,48 @@ pub enum Error {
 
 /// Reconciles Destinations.
 pub struct DestinationReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
+    api: Api<DestinationSpec>,
     dockers: Dockers,
 }
 
 /// Adds the Destination controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("Destination")?;
-    let destinations = manager.informer(kind);
-    // Reads Servers (through `dockers`): wait for their cache too.
-    let servers = manager.informer(server::kind("Server")?);
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let destinations = manager.informer::<DestinationSpec>();
     // An Application going away may free the network of a Destination being deleted. Only
     // such Destinations are re-checked: a live one does not depend on its apps, and
     // re-checking it on every app status write costs one network inspect (listing every
     // attached container) per write, quadratic in the apps converging at once.
-    let apps = manager.informer(server::kind("Application")?);
+    let apps = manager.informer::<ApplicationSpec>();
     let deleting = destinations.clone();
     let controller = Controller::new(NAME, destinations)
         .with_config(config)
-        .watches(&servers, |_| Vec::new())
+        .reads(dockers.servers())
         .watches(&apps, move |app| {
-            app.pointer("/spec/destination")
-                .and_then(Value::as_str)
-                .map(ObjectRef::cluster)
-                .filter(|d| {
-                    deleting
-                        .get(d)
-                        .is_some_and(|d| d.pointer("/metadata/deletionTimestamp").is_some())
-                })
-                .into_iter()
-                .collect()
+            let d = ObjectRef::cluster(&app.spec.destination);
+            match deleting.get(&d) {
+                Some(dest) if dest.is_deleting() => vec![d],
+                _ => Vec::new(),
+            }
         });
     let reconciler = DestinationReconciler {
-        client: manager.client_for(NAME),
-        kind,
+        api: manager.api_for(NAME),
         dockers,
     };
-    manager.add(controller, reconciler);
-    Ok(())
+    manager.add(controller, Finalized(reconciler));
 }
 
-impl DestinationReconciler {
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let dest = object::typed::<DestinationSpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
-        let generation = object::generation(obj);
+#[async_trait::async_trait]
+impl Finalize<DestinationSpec> for DestinationReconciler {
+    type Error = Error;
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self) -> &Api<DestinationSpec> {
+        &self.api
+    }
+
+    async fn apply(&self, dest: Arc<Object<DestinationSpec>>) -> Result<Action, Error> {
+        let name = dest.name().to_owned();
+        let generation = dest.generation();
         let mut next = dest.status.clone().unwrap_or_default();
         next.observed_generation = Some(generation);
         let ensured = match self.dockers.for_server(&dest.spec.server).await {
@@ -136,7 +118,7 @@ impl DestinationReconciler {
                         kind: "Destination".into(),
                         namespace: String::new(),
                         name: name.clone(),
-                        uid: object::uid(obj).to_owned(),
+                        uid: dest.uid().to_owned(),
                     }
                     .labels(),
                 );
@@ -171,19 +153,14 @@ impl DestinationReconciler {
                 Err(e)
             }
         };
-        status::update::<DestinationSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+        status::update(&self.api, &dest, &next).await?;
         result
     }
 
-    async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let dest = object::typed::<DestinationSpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
+    async fn cleanup(&self, dest: Arc<Object<DestinationSpec>>) -> Result<Action, Error> {
         let d = match self.dockers.for_server(&dest.spec.server).await {
             Ok(d) => d,
-            Err(server::Error::NotFound(s)) => {
+            Err(dockers::Error::NotFound(s)) => {
                 tracing::info!(server = %s, "server gone; nothing to clean up");
                 return Ok(Action::await_change());
             }
@@ -211,28 +188,5 @@ impl DestinationReconciler {
             Err(e) if e.is_not_found() => Ok(Action::await_change()),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl Reconciler for DestinationReconciler {
-    type Error = finalizer::Error<Error>;
-
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!("reconcile", kind = "Destination", name = %object::name(&obj));
-        finalizer::finalizer(
-            self.client.as_ref(),
-            self.kind,
-            FINALIZER,
-            obj,
-            |event| async move {
-                match event {
-                    Event::Apply(obj) => self.apply(&obj).await,
-                    Event::Cleanup(obj) => self.cleanup(&obj).await,
-                }
-            },
-        )
-        .instrument(span)
-        .await
     }
 }

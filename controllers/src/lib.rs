@@ -1,9 +1,5 @@
-//! berth's controllers: the controller runtime and one reconciler per kind.
-//!
-//! The runtime follows kube-runtime, one concept a module: [`client`] (the API as controllers
-//! see it), [`informer`] (list + watch into an indexed cache), [`queue`] (dedup, backoff,
-//! rate limit), [`controller`] (triggers and workers), [`finalizer`], [`status`], [`events`],
-//! [`leader`] (election), [`metrics`] and [`manager`] (one leadership term). Reconcilers:
+//! berth's controllers: one reconciler per kind, on the typed runtime (`berth-runtime`), and
+//! the adapters they drive: [`docker`] and [`git`]. Reconcilers:
 //! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
 //! [`backup_schedule`], [`backup`], [`restore`] (Docker events reach them through
 //! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]).
@@ -18,50 +14,37 @@ pub mod application;
 pub mod backup;
 pub mod backup_schedule;
 pub mod backup_storage;
-pub mod client;
+pub mod bootstrap;
 pub mod container_config;
-pub mod controller;
 pub mod database;
 pub mod destination;
 pub mod docker;
 pub mod docker_triggers;
-pub mod events;
-pub mod finalizer;
+pub mod dockers;
 pub mod git;
 pub mod git_repository;
-pub mod informer;
-pub mod leader;
-pub mod manager;
-pub mod metrics;
-pub mod object;
 pub mod project;
 pub mod proxy;
-pub mod queue;
 pub mod restore;
 pub mod server;
-pub mod status;
 pub mod workload;
 
 use std::time::Duration;
 
-pub use client::Client;
-pub use controller::{Action, Controller, ControllerConfig, Reconciler};
-pub use informer::Informer;
-pub use manager::Manager;
-pub use metrics::Metrics;
-pub use object::ObjectRef;
+// The runtime's modules, named as the reconcilers use them (`crate::status`...).
+use berth_runtime::{client, controller, events, finalizer, informer, manager, object, status};
 
 /// Settings of the standard controllers.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Per-controller tunables (workers, resync, backoff).
-    pub controller: ControllerConfig,
+    pub controller: berth_runtime::ControllerConfig,
     /// How long events are kept after they last happened.
     pub event_ttl: Duration,
     /// How often old events are swept.
     pub event_sweep_every: Duration,
     /// The Docker endpoint, default network and scope labels of the Docker controllers.
-    pub docker: server::DockerOptions,
+    pub docker: dockers::DockerOptions,
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
     /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
@@ -77,10 +60,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            controller: ControllerConfig::default(),
+            controller: berth_runtime::ControllerConfig::default(),
             event_ttl: events::DEFAULT_TTL,
             event_sweep_every: Duration::from_secs(60),
-            docker: server::DockerOptions::default(),
+            docker: dockers::DockerOptions::default(),
             apps: application::AppOptions::default(),
             disabled: Vec::new(),
             proxy_docker: None,
@@ -89,33 +72,16 @@ impl Default for Options {
     }
 }
 
-/// A failure to set up the standard controllers.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The Project controller could not be set up.
-    #[error("project controller: {0}")]
-    Project(#[from] project::Error),
-    /// The Proxy controllers could not be set up.
-    #[error("proxy controller: {0}")]
-    Proxy(#[from] proxy::Error),
-    /// A Docker-driving controller could not be set up.
-    #[error("docker controllers: {0}")]
-    Docker(#[from] server::Error),
-    /// The GitRepository controller could not be set up.
-    #[error("gitrepository controller: {0}")]
-    GitRepository(#[from] git_repository::Error),
-}
-
 /// Adds every standard controller and the event sweeper to `manager`.
-pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
-    project::install(manager, options.controller.clone())?;
+pub fn install(manager: &mut berth_runtime::Manager, options: &Options) {
+    project::install(manager, options.controller.clone());
     let enabled = |name: &str| !options.disabled.iter().any(|d| d == name);
-    let dockers = server::Dockers::new(manager, options.docker.clone())?;
+    let dockers = dockers::Dockers::new(manager, options.docker.clone());
     if enabled(server::NAME) {
-        server::install(manager, options.controller.clone(), dockers.clone())?;
+        server::install(manager, options.controller.clone(), dockers.clone());
     }
     if enabled(destination::NAME) {
-        destination::install(manager, options.controller.clone(), dockers.clone())?;
+        destination::install(manager, options.controller.clone(), dockers.clone());
     }
     if enabled(application::NAME) {
         // Builds keep their own bare repositories (`<git cache>/apps`): the adapter's per-URL
@@ -131,32 +97,31 @@ pub fn install(manager: &mut Manager, options: &Options) -> Result<(), Error> {
             dockers.clone(),
             apps,
             Some(repos),
-        )?;
+        );
     }
     if enabled(database::NAME) {
-        database::install(manager, options.controller.clone(), dockers.clone())?;
+        database::install(manager, options.controller.clone(), dockers.clone());
     }
     if enabled(backup::NAME) {
-        backup_storage::install(manager, options.controller.clone(), dockers.clone())?;
-        backup_schedule::install(manager, options.controller.clone(), dockers.clone())?;
-        backup::install(manager, options.controller.clone(), dockers.clone())?;
-        restore::install(manager, options.controller.clone(), dockers)?;
+        backup_storage::install(manager, options.controller.clone(), dockers.clone());
+        backup_schedule::install(manager, options.controller.clone(), dockers.clone());
+        backup::install(manager, options.controller.clone(), dockers.clone());
+        restore::install(manager, options.controller.clone(), dockers);
     }
     if enabled("proxy") {
         match &options.proxy_docker {
             Some(docker) => {
                 let labels = options.docker.scope.clone();
-                proxy::install(manager, options.controller.clone(), docker.clone(), labels)?;
-                proxy::install_autocreate(manager, options.controller.clone())?;
+                proxy::install(manager, options.controller.clone(), docker.clone(), labels);
+                proxy::install_autocreate(manager, options.controller.clone());
             }
             None => tracing::warn!("no docker daemon: the proxy controller is not running"),
         }
     }
     if enabled(git_repository::NAME) {
-        git_repository::install(manager, options.controller.clone(), options.git_cache_dir.clone())?;
+        git_repository::install(manager, options.controller.clone(), options.git_cache_dir.clone());
     }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);
     manager.add_task(move |stop| Box::pin(events::run_sweeper(client, ttl, every, stop)));
-    Ok(())
 }

@@ -15,25 +15,24 @@
 use std::sync::Arc;
 
 use berth_crds::{
+    Object,
     kinds::{
         BackupSpec, RestoreSpec,
         backup::BackupPhase,
         restore::{RestorePhase, RestoreStatus},
     },
-    registry::KindInfo,
 };
-use serde_json::Value;
-use tracing::Instrument;
+use berth_runtime::Api;
 
 use crate::{
     backup::{self, open::Opener, pipeline, target::Resolver},
-    client::{self, Client},
+    client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
+    dockers::Dockers,
     events::Recorder,
     informer::Informer,
     manager::Manager,
-    object::{self, ObjectRef},
-    server::{self, Dockers},
+    object::ObjectRef,
     status,
 };
 
@@ -43,14 +42,6 @@ pub const NAME: &str = "restore";
 /// A failed Restore reconcile (the run's own failure is recorded in status, not here).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a Restore.
-    #[error("restore {name:?} is malformed: {source}")]
-    Malformed {
-        /// The restore.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The API failed.
     #[error(transparent)]
     Api(#[from] client::Error),
@@ -61,79 +52,67 @@ pub enum Error {
 
 /// Reconciles Restores.
 pub struct RestoreReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    backups: Informer,
+    api: Api<RestoreSpec>,
+    backups: Informer<BackupSpec>,
     opener: Opener,
     resolver: Resolver,
     recorder: Recorder,
 }
 
 /// Adds the Restore controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("Restore")?;
-    let restores = manager.informer(kind);
-    let backups = manager.informer(server::kind("Backup")?);
-    let (opener, resolver) = backup::caches(manager, dockers)?;
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let restores = manager.informer::<RestoreSpec>();
+    let backups = manager.informer::<BackupSpec>();
+    let (opener, resolver) = backup::caches(manager, dockers);
     let controller = backup::reading(
         Controller::new(NAME, restores)
             .with_config(config)
-            .watches(&backups, |_| Vec::new()),
+            .reads(&backups),
         &opener,
         Some(&resolver),
     );
     let reconciler = RestoreReconciler {
-        client: manager.client_for(NAME),
-        kind,
+        api: manager.api_for(NAME),
         backups,
         opener,
         resolver,
         recorder: Recorder::new(manager.client_for(NAME), "restore-controller"),
     };
     manager.add(controller, reconciler);
-    Ok(())
 }
 
 impl RestoreReconciler {
-    async fn write(&self, obj: &Value, next: &RestoreStatus) -> Result<Value, Error> {
-        Ok(backup::write_status::<RestoreSpec>(self.client.as_ref(), self.kind, obj, next).await?)
+    async fn write(
+        &self,
+        obj: &Object<RestoreSpec>,
+        next: &RestoreStatus,
+    ) -> Result<Object<RestoreSpec>, Error> {
+        Ok(backup::write_status(&self.api, obj, next).await?)
     }
 
     async fn fail(
         &self,
-        obj: &Value,
+        obj: &Object<RestoreSpec>,
         mut next: RestoreStatus,
         reason: &str,
         message: String,
     ) -> Result<Action, Error> {
         next.phase = RestorePhase::Failed;
         next.completion_time = Some(status::now());
-        backup::set_outcome(
-            &mut next.conditions,
-            false,
-            reason,
-            &message,
-            object::generation(obj),
-        );
+        backup::set_outcome(&mut next.conditions, false, reason, &message, obj.generation());
         next.error = Some(message.clone());
         self.write(obj, &next).await?;
-        backup::report_failure(&self.recorder, self.kind, obj, "RestoreFailed", reason, &message).await;
+        backup::report_failure(&self.recorder, obj, "RestoreFailed", reason, &message).await;
         Ok(Action::await_change())
     }
 
     /// The storage name and path to read `spec.backup` from.
     fn source(&self, ns: &str, spec: &RestoreSpec) -> Result<(String, String, Option<String>), String> {
-        let obj = self
+        let bk = self
             .backups
             .get(&ObjectRef::new(Some(ns), &spec.backup))
             .ok_or_else(|| format!("spec.backup: backup {:?} not found", spec.backup))?;
-        let bk = object::typed::<BackupSpec>(&obj)
-            .map_err(|e| format!("backup {:?} is malformed: {e}", spec.backup))?;
-        let st = bk.status.unwrap_or_default();
+        let st = bk.status.clone().unwrap_or_default();
         if st.phase != BackupPhase::Succeeded {
             return Err(format!(
                 "spec.backup: backup {:?} has not succeeded (phase {:?})",
@@ -154,9 +133,10 @@ impl RestoreReconciler {
         Ok((location.storage.clone(), location.path.clone(), st.sha256))
     }
 
-    async fn run(&self, obj: &Value, spec: &RestoreSpec, mut next: RestoreStatus) -> Result<Action, Error> {
-        let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        next.observed_generation = Some(object::generation(obj));
+    async fn run(&self, obj: &Object<RestoreSpec>, mut next: RestoreStatus) -> Result<Action, Error> {
+        let spec = &obj.spec;
+        let ns = obj.namespace().unwrap_or_default().to_owned();
+        next.observed_generation = Some(obj.generation());
         next.phase = RestorePhase::Running;
         next.start_time = Some(status::now());
         let (storage_name, path, sha256) = match self.source(&ns, spec) {
@@ -201,7 +181,7 @@ impl RestoreReconciler {
                     true,
                     "Succeeded",
                     &message,
-                    object::generation(&obj),
+                    obj.generation(),
                 );
                 self.write(&obj, &next).await?;
                 tracing::info!(bytes, "restore succeeded");
@@ -211,16 +191,10 @@ impl RestoreReconciler {
         }
     }
 
-    async fn interrupted(&self, obj: &Value) -> Result<Action, Error> {
-        let fresh = self
-            .client
-            .get(self.kind, object::namespace(obj), object::name(obj))
-            .await?;
-        let r = object::typed::<RestoreSpec>(&fresh).map_err(|source| Error::Malformed {
-            name: object::name(obj).to_owned(),
-            source,
-        })?;
-        let current = r.status.unwrap_or_default();
+    async fn interrupted(&self, obj: &Object<RestoreSpec>) -> Result<Action, Error> {
+        // The cache may lag behind this process's own final write: read it fresh.
+        let fresh = self.api.within(obj.namespace()).get(obj.name()).await?;
+        let current = fresh.status.clone().unwrap_or_default();
         if current.phase != RestorePhase::Running {
             return Ok(Action::await_change());
         }
@@ -232,32 +206,18 @@ impl RestoreReconciler {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for RestoreReconciler {
+impl Reconciler<RestoreSpec> for RestoreReconciler {
     type Error = Error;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "Restore",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        async {
-            let r = object::typed::<RestoreSpec>(&obj).map_err(|source| Error::Malformed {
-                name: object::name(&obj).to_owned(),
-                source,
-            })?;
-            if object::is_deleting(&obj) {
-                return Ok(Action::await_change());
-            }
-            let current = r.status.clone().unwrap_or_default();
-            match current.phase {
-                RestorePhase::Succeeded | RestorePhase::Failed => Ok(Action::await_change()),
-                RestorePhase::Running => self.interrupted(&obj).await,
-                RestorePhase::Pending => self.run(&obj, &r.spec, current).await,
-            }
+    async fn reconcile(&self, obj: Arc<Object<RestoreSpec>>) -> Result<Action, Self::Error> {
+        if obj.is_deleting() {
+            return Ok(Action::await_change());
         }
-        .instrument(span)
-        .await
+        let current = obj.status.clone().unwrap_or_default();
+        match current.phase {
+            RestorePhase::Succeeded | RestorePhase::Failed => Ok(Action::await_change()),
+            RestorePhase::Running => self.interrupted(&obj).await,
+            RestorePhase::Pending => self.run(&obj, current).await,
+        }
     }
 }

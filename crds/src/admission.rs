@@ -24,15 +24,9 @@ use serde_json::Value;
 
 use crate::meta::{Condition, ObjectMeta, validate_conditions};
 use crate::registry::KindInfo;
-use crate::resource::{Object, Resource};
 use crate::schema::{compile, schema_for, strip_nulls, violations};
+use crate::typecheck::Compiled;
 use crate::validation::{FieldError, FieldErrorKind, ValidationErrors};
-
-/// The compiled validation schemas of one kind.
-pub(crate) struct Compiled {
-    spec: Validator,
-    status: Validator,
-}
 
 /// The top-level fields of every object.
 const ENVELOPE: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
@@ -42,20 +36,6 @@ fn metadata_validator() -> Result<&'static Validator, String> {
     META.get_or_init(|| compile(&schema_for::<ObjectMeta>()))
         .as_ref()
         .map_err(Clone::clone)
-}
-
-/// Deserializes `spec` as `S` and runs its semantic rules.
-pub(crate) fn check_spec<S: Resource>(spec: &Value, errors: &mut Vec<FieldError>) {
-    match serde_json::from_value::<S>(spec.clone()) {
-        Ok(typed) => typed.validate(errors),
-        Err(e) => errors.push(FieldError::invalid("spec", e.to_string())),
-    }
-}
-
-/// Round-trips a whole object through `Object<S>`, filling in serde defaults.
-pub(crate) fn round_trip<S: Resource>(object: Value) -> Result<Value, String> {
-    let typed: Object<S> = serde_json::from_value(object).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 fn internal(field: &str, message: &str) -> ValidationErrors {

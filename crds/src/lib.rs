@@ -16,7 +16,9 @@ pub mod resource;
 pub mod rules;
 pub mod schema;
 pub mod store;
+pub mod typecheck;
 pub mod validation;
+pub mod words;
 
 pub use registry::{KindInfo, kinds as all_kinds, lookup};
 pub use resource::{Object, Resource};

@@ -5,7 +5,7 @@
 //! - [`lookup`] is case-insensitive and accepts the kind, plural, singular or a short name;
 //!   no two kinds share any of these names (a unit test checks it).
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -38,7 +38,7 @@ pub struct KindInfo {
     pub(crate) status_schema_fn: fn() -> Value,
     pub(crate) check_spec_fn: fn(&Value, &mut Vec<FieldError>),
     pub(crate) normalize_fn: fn(Value) -> Result<Value, String>,
-    pub(crate) compiled: OnceLock<Result<crate::admission::Compiled, String>>,
+    pub(crate) compiled: OnceLock<Result<crate::typecheck::Compiled, String>>,
 }
 
 impl std::fmt::Debug for KindInfo {
@@ -63,8 +63,8 @@ impl KindInfo {
             printer_columns: S::PRINTER_COLUMNS,
             spec_schema_fn: crate::schema::schema_for::<S>,
             status_schema_fn: crate::schema::schema_for::<S::Status>,
-            check_spec_fn: crate::admission::check_spec::<S>,
-            normalize_fn: crate::admission::round_trip::<S>,
+            check_spec_fn: crate::typecheck::check_spec::<S>,
+            normalize_fn: crate::typecheck::round_trip::<S>,
             compiled: OnceLock::new(),
         }
     }
@@ -118,6 +118,22 @@ pub fn kinds() -> &'static [KindInfo] {
     &KINDS
 }
 
+/// The entry of kind `K`: found in the table for every berth kind; a type outside it (a
+/// test's own kind) gets an entry made on first use and kept for the process.
+pub fn info<K: Resource>() -> &'static KindInfo {
+    if let Some(k) = KINDS.iter().find(|k| k.kind == K::KIND) {
+        return k;
+    }
+    static EXTRA: Mutex<Vec<&'static KindInfo>> = Mutex::new(Vec::new());
+    let mut extra = EXTRA.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = extra.iter().find(|k| k.kind == K::KIND) {
+        return k;
+    }
+    let k: &'static KindInfo = Box::leak(Box::new(KindInfo::of::<K>()));
+    extra.push(k);
+    k
+}
+
 /// The kind called `name`: its kind, plural, singular or a short name, in any case.
 pub fn lookup(name: &str) -> Option<&'static KindInfo> {
     KINDS.iter().find(|k| k.matches(name))
@@ -147,6 +163,10 @@ mod tests {
         }
         assert!(lookup("pod").is_none());
         assert!(lookup("").is_none());
+        assert!(std::ptr::eq(
+            info::<ApplicationSpec>(),
+            lookup("app").unwrap_or_else(|| unreachable!())
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Admission rules beyond the schema: namespaces, projects and their production environment.
 //!
+//! Admission only reads, through the narrow [`Lookup`]; the writes that follow a create (a
+//! Project's production Environment, [`super::production`]) are the API layer's.
+//!
 //! # Guarantees
 //! - A namespaced object is only created in an existing Environment that is not being deleted.
-//! - Creating a Project creates its `<project>-production` Environment (display name
-//!   `production`), owned by the Project; that Environment cannot be deleted while its
-//!   Project exists, but its display name can change.
+//! - An Environment is only created in an existing Project; a project's production
+//!   Environment cannot be deleted while its Project exists, but its display name can change.
 //! - An Application's bind mounts (`spec.volumes[].hostPath`) lie under the server's
 //!   [`Policy::host_root`]; every offending volume is named in one `Invalid` answer.
 //!
@@ -16,21 +18,24 @@
 use std::path::PathBuf;
 
 use berth_crds::{
-    registry::KindInfo,
+    kinds::{EnvironmentSpec, ProjectSpec},
+    registry::{self, KindInfo},
     validation::{FieldError, FieldErrorKind, ValidationErrors, check},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     error::{Error, Result},
     object,
-    objects::{Api, WriteOptions, resolve},
+    production::{self, MAX_PROJECT_NAME, PRODUCTION_SUFFIX},
 };
 
-/// Suffix of a project's production environment name.
-pub const PRODUCTION_SUFFIX: &str = "-production";
-/// Longest project name whose production environment name is still a DNS-1123 label.
-pub const MAX_PROJECT_NAME: usize = 63 - PRODUCTION_SUFFIX.len();
+/// The reads admission needs: one stored object by kind, namespace and name.
+#[async_trait::async_trait]
+pub trait Lookup: Send + Sync {
+    /// The stored object, or [`Error::NotFound`].
+    async fn lookup(&self, kind: &'static KindInfo, ns: Option<&str>, name: &str) -> Result<Value>;
+}
 
 /// This server's admission settings.
 #[derive(Debug, Clone, Default)]
@@ -72,11 +77,11 @@ pub fn admit_spec(policy: &Policy, info: &KindInfo, old: Option<&Value>, obj: &V
 }
 
 /// Checks a create against the objects it depends on.
-pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()> {
+pub async fn admit_create(api: &dyn Lookup, info: &KindInfo, obj: &Value) -> Result<()> {
     if info.namespaced {
         let ns = object::namespace(obj).unwrap_or_default();
         let env = api
-            .get(resolve("Environment")?, None, ns)
+            .lookup(registry::info::<EnvironmentSpec>(), None, ns)
             .await
             .map_err(|e| match e {
                 Error::NotFound { .. } => Error::NotFound {
@@ -107,7 +112,7 @@ pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()>
                 .pointer("/spec/project")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            match api.get(resolve("Project")?, None, project).await {
+            match api.lookup(registry::info::<ProjectSpec>(), None, project).await {
                 Ok(_) => Ok(()),
                 Err(Error::NotFound { .. }) => Err(field_error(
                     info,
@@ -122,60 +127,15 @@ pub async fn admit_create(api: &Api, info: &KindInfo, obj: &Value) -> Result<()>
     }
 }
 
-/// Runs the side effects of a successful create: a Project gets its production Environment.
-///
-/// Failures are logged, not returned: the object exists, and the garbage collector's
-/// housekeeping ensures the environment again on its next pass.
-pub async fn after_create(api: &Api, info: &KindInfo, obj: &Value) {
-    if info.kind == "Project"
-        && let Err(e) = ensure_production_environment(api, obj).await
-    {
-        tracing::warn!(project = object::name(obj), error = %e, "could not create the production environment");
-    }
-}
-
-/// Creates a project's production Environment unless it exists.
-pub async fn ensure_production_environment(api: &Api, project: &Value) -> Result<()> {
-    if object::is_deleting(project) {
-        return Ok(());
-    }
-    let name = object::name(project);
-    let env = json!({
-        "apiVersion": berth_crds::API_VERSION,
-        "kind": "Environment",
-        "metadata": {
-            "name": format!("{name}{PRODUCTION_SUFFIX}"),
-            "labels": {"berth.dev/project": name, "berth.dev/production": "true"},
-            "ownerReferences": [{
-                "apiVersion": berth_crds::API_VERSION,
-                "kind": "Project",
-                "name": name,
-                "uid": object::uid(project),
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": {"project": name, "displayName": "production"},
-    });
-    match Box::pin(api.create(resolve("Environment")?, None, env, WriteOptions::default())).await {
-        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Checks a delete: a project's production environment stays while the project exists.
-pub async fn admit_delete(api: &Api, info: &KindInfo, obj: &Value) -> Result<()> {
+pub async fn admit_delete(api: &dyn Lookup, info: &KindInfo, obj: &Value) -> Result<()> {
     if info.kind != "Environment" {
         return Ok(());
     }
-    let project = obj
-        .pointer("/spec/project")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if object::name(obj) != format!("{project}{PRODUCTION_SUFFIX}") {
+    let Some(project) = production::protected_by(obj) else {
         return Ok(());
-    }
-    match api.get(resolve("Project")?, None, project).await {
+    };
+    match api.lookup(registry::info::<ProjectSpec>(), None, project).await {
         Ok(p) if !object::is_deleting(&p) => Err(Error::Forbidden(format!(
             "environment {:?} is the production environment of project {project:?} and cannot be \
              deleted while the project exists (its displayName can be changed)",

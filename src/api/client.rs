@@ -6,8 +6,8 @@
 //!   client's variants of the same name; refusals (invalid, forbidden, bad request) to
 //!   `Rejected`; timeouts and an unreachable store to `Unavailable`.
 
-use berth_controllers::client::{self, Client, ObjectList, WatchEvent, WatchStream};
 use berth_crds::registry::KindInfo;
+use berth_runtime::client::{self, Client, ObjectList, WatchEvent, WatchStream};
 use futures::StreamExt;
 use serde_json::Value;
 

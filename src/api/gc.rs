@@ -21,7 +21,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    admission,
     error::{Error, Result},
     object::{self, KEY_ROOT},
     objects::{Api, DeleteOptions, resolve},
@@ -172,7 +171,7 @@ async fn pass(api: &Api) -> Result<()> {
         }
     }
     for project in &projects {
-        if let Err(e) = admission::ensure_production_environment(api, project).await {
+        if let Err(e) = api.ensure_production_environment(project).await {
             tracing::warn!(project = object::name(project), error = %e, "could not ensure the production environment");
         }
     }

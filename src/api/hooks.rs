@@ -38,7 +38,7 @@ use subtle::ConstantTimeEq;
 use super::{
     error::{Error, Result},
     objects::{Api, WriteOptions, resolve},
-    server::{Body, json_response},
+    response::{Body, json_response},
 };
 
 /// Which kind a hook is for.

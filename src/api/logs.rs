@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     error::{Error, Result},
     objects::{Api, resolve},
-    server::Body,
+    response::Body,
 };
 
 /// Parsed query of a log request.

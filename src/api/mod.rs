@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod gc;
@@ -9,6 +10,9 @@ pub mod hooks;
 pub mod logs;
 pub mod object;
 pub mod objects;
+pub mod production;
+pub mod request;
+pub mod response;
 pub mod selector;
 pub mod server;
 pub mod watch;

@@ -20,15 +20,17 @@ use std::sync::Arc;
 use berth_crds::{
     registry::{self, KindInfo},
     store::{self, Store},
-    validation::{FieldError, FieldErrorKind, ValidationErrors},
+    validation::FieldErrorKind,
 };
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    admission,
+    admission::{self, Lookup},
+    body::{check_name, invalid, invalid_field, prepare_body, required_rv, validated},
     error::{Error, Result},
     object::{self, key},
+    production,
     selector::{FieldSelector, LabelSelector},
 };
 
@@ -179,7 +181,12 @@ impl Api {
             .map_err(|e| Error::from_store(e, info.plural, &name))?;
         object::set_resource_version(&mut obj, rv);
         tracing::debug!(kind = info.kind, namespace = ?ns, name, rv, "created");
-        admission::after_create(self, info, &obj).await;
+        if info.kind == "Project"
+            && let Err(e) = Box::pin(self.ensure_production_environment(&obj)).await
+        {
+            // The Project exists; the garbage collector's housekeeping ensures it again.
+            tracing::warn!(project = %name, error = %e, "could not create the production environment");
+        }
         Ok(obj)
     }
 
@@ -468,108 +475,25 @@ impl Api {
     }
 }
 
-/// Checks apiVersion/kind/namespace of a request body against the request's resource.
-fn prepare_body(info: &KindInfo, ns: Option<&str>, mut body: Value) -> Result<Value> {
-    if !body.is_object() {
-        return Err(Error::BadRequest(format!(
-            "the body must be a {} object",
-            info.kind
-        )));
-    }
-    match body.get("kind").and_then(Value::as_str) {
-        Some(k) if k == info.kind => {}
-        Some(k) => {
-            return Err(Error::BadRequest(format!(
-                "the body's kind {k:?} does not match the resource {} ({})",
-                info.plural, info.kind
-            )));
-        }
-        None => {
-            if let Some(o) = body.as_object_mut() {
-                o.insert("kind".into(), json!(info.kind));
-            }
+impl Api {
+    /// Creates a project's production Environment unless it exists ([`production`]).
+    pub async fn ensure_production_environment(&self, project: &Value) -> Result<()> {
+        let Some(env) = production::environment_for(project) else {
+            return Ok(());
+        };
+        let info = resolve("Environment")?;
+        match self.create(info, None, env, WriteOptions::default()).await {
+            Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
-    if body.get("apiVersion").is_none()
-        && let Some(o) = body.as_object_mut()
-    {
-        o.insert("apiVersion".into(), json!(berth_crds::API_VERSION));
-    }
-    if info.namespaced {
-        match (object::namespace(&body), ns) {
-            (Some(b), Some(u)) if b != u => {
-                return Err(Error::BadRequest(format!(
-                    "the namespace of the object ({b}) does not match the namespace of the request ({u})"
-                )));
-            }
-            (None, Some(u)) => {
-                object::meta_mut(&mut body).insert("namespace".into(), json!(u));
-            }
-            _ => {}
-        }
-    }
-    Ok(body)
 }
 
-/// Schema + semantic validation, then defaults filled in.
-fn validated(info: &KindInfo, obj: Value) -> Result<Value> {
-    info.validate(&obj)
-        .map_err(|errors| invalid(info, &obj, errors))?;
-    info.normalize(&obj).map_err(|errors| invalid(info, &obj, errors))
-}
-
-fn check_name(info: &KindInfo, body: &Value, name: &str) -> Result<()> {
-    let given = object::name(body);
-    if given != name {
-        return Err(invalid_field(
-            info,
-            body,
-            "metadata.name",
-            FieldErrorKind::Invalid,
-            &format!("{given:?} does not match the name in the request path ({name:?})"),
-        ));
+#[async_trait::async_trait]
+impl Lookup for Api {
+    async fn lookup(&self, kind: &'static KindInfo, ns: Option<&str>, name: &str) -> Result<Value> {
+        self.get(kind, ns, name).await
     }
-    Ok(())
-}
-
-fn required_rv(info: &KindInfo, body: &Value) -> Result<i64> {
-    match object::resource_version(body) {
-        Some(Ok(rv)) => Ok(rv),
-        Some(Err(bad)) => Err(invalid_field(
-            info,
-            body,
-            "metadata.resourceVersion",
-            FieldErrorKind::Invalid,
-            &format!("{bad:?} is not a resourceVersion this server issued"),
-        )),
-        None => Err(invalid_field(
-            info,
-            body,
-            "metadata.resourceVersion",
-            FieldErrorKind::Required,
-            "must be specified for an update",
-        )),
-    }
-}
-
-fn invalid(info: &KindInfo, obj: &Value, errors: ValidationErrors) -> Error {
-    Error::Invalid {
-        kind: info.kind.into(),
-        name: object::name(obj).into(),
-        errors,
-    }
-}
-
-fn invalid_field(info: &KindInfo, obj: &Value, field: &str, kind: FieldErrorKind, message: &str) -> Error {
-    invalid(
-        info,
-        obj,
-        ValidationErrors(vec![FieldError {
-            field: field.into(),
-            kind,
-            message: message.into(),
-        }]),
-    )
 }
 
 fn conflict(info: &KindInfo, name: &str) -> Error {

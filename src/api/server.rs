@@ -7,29 +7,31 @@
 //!   requests get the shutdown deadline to finish.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use berth_crds::registry::{self, KindInfo};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use super::response::Body;
+
 use super::{
     auth::{Role, Tokens},
     error::{Error, Result},
     hooks,
     objects::{Api, DeleteOptions, WriteOptions},
+    request::{check_patch_type, read_body, read_body_opt, read_bytes},
+    response::{error_response, json_response, metrics_response, stream_response, text},
     selector::{FieldSelector, LabelSelector},
     watch::{Event, WatchParams},
 };
-
-/// The response body type: whole or streamed.
-pub type Body = BoxBody<Bytes, Infallible>;
 
 /// Tunables of the HTTP server.
 #[derive(Debug, Clone)]
@@ -73,7 +75,7 @@ pub struct State {
     /// Cancelled when the server shuts down (ends watches).
     pub shutdown: CancellationToken,
     /// The controller runtime's metrics, served at `/metrics`.
-    pub metrics: berth_controllers::Metrics,
+    pub metrics: berth_runtime::Metrics,
     /// Where the Application controller writes build logs (`berth logs --build`).
     pub build_logs: Option<std::path::PathBuf>,
 }
@@ -125,8 +127,7 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("request", %method, %path, %peer);
-    let _enter = span.enter();
-    match route(&state, req).await {
+    match route(&state, req).instrument(span).await {
         Ok(resp) => resp,
         Err(e) => {
             if matches!(e, Error::Internal(_)) {
@@ -280,7 +281,7 @@ async fn webhook(state: &State, rest: &str, req: Request<Incoming>) -> Result<Re
     };
     let (ns, name) = (ns.to_owned(), name.to_owned());
     let (method, headers) = (req.method().clone(), req.headers().clone());
-    let body = read_bytes(state, req).await?;
+    let body = read_bytes(state.limits.max_body, req).await?;
     let timeout = state.limits.request_timeout;
     let handled = hooks::handle(&state.api, hook, &method, &ns, &name, &headers, body);
     match tokio::time::timeout(timeout, handled).await {
@@ -367,22 +368,22 @@ async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) ->
                     t.info.plural, t.info.plural
                 )));
             }
-            let body = read_body(state, req).await?;
+            let body = read_body(state.limits.max_body, req).await?;
             let created = api.create(t.info, ns, body, write).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::GET, Some(name), _) => Ok(ok(&api.get(t.info, ns, name).await?)),
         (Method::PUT, Some(name), false) => {
-            let body = read_body(state, req).await?;
+            let body = read_body(state.limits.max_body, req).await?;
             Ok(ok(&api.replace(t.info, ns, name, body, write).await?))
         }
         (Method::PUT, Some(name), true) => {
-            let body = read_body(state, req).await?;
+            let body = read_body(state.limits.max_body, req).await?;
             Ok(ok(&api.replace_status(t.info, ns, name, body, write).await?))
         }
         (Method::PATCH, Some(name), status) => {
             check_patch_type(&req)?;
-            let body = read_body(state, req).await?;
+            let body = read_body(state.limits.max_body, req).await?;
             let patched = if status {
                 api.patch_status(t.info, ns, name, body, write).await?
             } else {
@@ -391,7 +392,7 @@ async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) ->
             Ok(ok(&patched))
         }
         (Method::DELETE, Some(name), false) => {
-            let body = read_body_opt(state, req).await?;
+            let body = read_body_opt(state.limits.max_body, req).await?;
             let mut opts = DeleteOptions {
                 dry_run: q.dry_run,
                 ..DeleteOptions::default()
@@ -407,69 +408,6 @@ async fn dispatch(state: &State, t: Target, q: Query, req: Request<Incoming>) ->
         }
         (m, _, _) => Err(Error::MethodNotAllowed(m.to_string())),
     }
-}
-
-fn check_patch_type(req: &Request<Incoming>) -> Result<()> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    // Compare the media type itself: `application/json-patch+json` is not a merge patch.
-    let media_type = ct.split(';').next().unwrap_or_default().trim();
-    if matches!(
-        media_type,
-        "" | "application/merge-patch+json" | "application/json"
-    ) {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(format!(
-            "unsupported patch type {ct:?}: use application/merge-patch+json"
-        )))
-    }
-}
-
-async fn read_body_opt(state: &State, req: Request<Incoming>) -> Result<Option<Value>> {
-    let bytes = read_bytes(state, req).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    parse_body(&bytes).map(Some)
-}
-
-async fn read_body(state: &State, req: Request<Incoming>) -> Result<Value> {
-    read_body_opt(state, req)
-        .await?
-        .ok_or_else(|| Error::BadRequest("the request body is empty".into()))
-}
-
-async fn read_bytes(state: &State, req: Request<Incoming>) -> Result<Bytes> {
-    let limit = state.limits.max_body;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Error::TooLarge { limit });
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(Error::TooLarge { limit })
-        }
-        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
-    }
-}
-
-/// Parses a JSON or YAML body (JSON is YAML, but serde_json gives better messages for it).
-fn parse_body(bytes: &[u8]) -> Result<Value> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'{') {
-        return serde_json::from_slice(bytes)
-            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")));
-    }
-    serde_yaml::from_slice(bytes).map_err(|e| Error::BadRequest(format!("invalid YAML body: {e}")))
 }
 
 async fn watch(state: &Arc<State>, t: &Target, q: &Query) -> Result<Response<Body>> {
@@ -569,47 +507,6 @@ fn event_line(ev: &Event) -> Bytes {
     let mut line = serde_json::to_vec(ev).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
-}
-
-fn stream_response(body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-pub(super) fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn metrics_response(body: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    resp
-}
-
-fn text(code: StatusCode, s: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(s.as_bytes())).boxed());
-    *resp.status_mut() = code;
-    resp
-}
-
-fn error_response(e: &Error) -> Response<Body> {
-    let status = e.status();
-    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &status)
 }
 
 /// The `/version` document.

@@ -26,6 +26,7 @@ use super::{
 pub struct BackupArgs {
     /// `database/NAME` (or just `NAME`).
     pub target: String,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// A BackupStorage to write to; repeatable.
@@ -47,6 +48,7 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// `database/NAME` (or just `NAME`).
     pub target: String,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// The Backup to restore.

@@ -30,6 +30,7 @@ pub struct DeleteArgs {
     /// Delete the objects of these manifests (file, directory or `-`).
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// Wait until the objects are gone.

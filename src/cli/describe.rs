@@ -29,6 +29,7 @@ pub struct DescribeArgs {
     pub kind: String,
     /// The object's name.
     pub names: Vec<String>,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
 }

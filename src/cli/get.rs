@@ -26,6 +26,7 @@ pub struct GetArgs {
     pub kind: String,
     /// Names of the objects (default: all).
     pub names: Vec<String>,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// List across all Environments.

@@ -17,6 +17,7 @@ use super::{
 pub struct LogsArgs {
     /// `app/NAME` (or just `NAME`).
     pub target: String,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// Keep streaming new lines.

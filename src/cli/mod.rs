@@ -233,12 +233,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                     host_root: args.host_root.clone(),
                 },
                 controllers: berth_controllers::Options {
-                    controller: berth_controllers::ControllerConfig {
+                    controller: berth_runtime::ControllerConfig {
                         workers: args.controller_workers.max(1),
                         resync: args.resync_period,
                         ..Default::default()
                     },
-                    docker: berth_controllers::server::DockerOptions {
+                    docker: berth_controllers::dockers::DockerOptions {
                         uri: args.docker,
                         default_network: args.default_network,
                         scope: args.docker_labels.into_iter().collect(),

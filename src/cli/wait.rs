@@ -27,6 +27,7 @@ pub struct WaitArgs {
     pub kind: String,
     /// The object's name, when not given as `KIND/NAME`.
     pub names: Vec<String>,
+    /// Which namespace (`-n`, `-A`).
     #[command(flatten)]
     pub ns: target::NamespaceArgs,
     /// What to wait for: `condition=Ready`, `condition=Ready=false`, or `delete`.

@@ -14,6 +14,7 @@
 //!   (`Progressing=True reason=PullingImage`).
 
 use berth_crds::{
+    Object,
     kinds::{
         ApplicationSpec,
         application::{AppCondition, AppReason, ApplicationStatus},
@@ -21,7 +22,6 @@ use berth_crds::{
     },
     meta::ConditionStatus,
 };
-use serde_json::Value;
 
 use super::{
     AppReconciler, Error,
@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     docker::{self, ContainerSpec, Docker, label},
-    object, status, workload,
+    status, workload,
 };
 
 impl AppReconciler {
@@ -40,7 +40,7 @@ impl AppReconciler {
     pub(super) async fn act(
         &self,
         docker: &Docker,
-        obj: &Value,
+        obj: &Object<ApplicationSpec>,
         steps: &[Step],
         next: &mut ApplicationStatus,
     ) -> Result<Vec<String>, Error> {
@@ -107,11 +107,11 @@ impl AppReconciler {
     async fn create(
         &self,
         docker: &Docker,
-        obj: &Value,
+        obj: &Object<ApplicationSpec>,
         spec: &ContainerSpec,
         next: &ApplicationStatus,
     ) -> Result<Option<String>, Error> {
-        let generation = object::generation(obj);
+        let generation = obj.generation();
         let progress = move |message: String| async move {
             let mut progress = next.clone();
             set(
@@ -127,8 +127,7 @@ impl AppReconciler {
                 tracing::warn!(error = %e, "cannot report pull progress");
             }
         };
-        let image =
-            workload::ensure_image(docker, &self.recorder, self.kind, obj, &spec.image, progress).await?;
+        let image = workload::ensure_image(docker, &self.recorder, obj, &spec.image, progress).await?;
         for m in &spec.mounts {
             if let docker::MountSpec::Volume { name, .. } = m {
                 let mut labels = spec.labels.clone();
@@ -142,22 +141,18 @@ impl AppReconciler {
     }
 
     /// Writes the status.
-    pub(super) async fn write(&self, obj: &Value, next: &ApplicationStatus) -> Result<(), Error> {
-        status::update::<ApplicationSpec>(self.client.as_ref(), self.kind, obj, next).await?;
+    pub(super) async fn write(
+        &self,
+        obj: &Object<ApplicationSpec>,
+        next: &ApplicationStatus,
+    ) -> Result<(), Error> {
+        status::update(&self.api, obj, next).await?;
         Ok(())
     }
 
     /// Records a Warning event (a failure to record is logged).
-    async fn warn(&self, obj: &Value, reason: AppReason, message: &str) {
-        workload::record(
-            &self.recorder,
-            self.kind,
-            obj,
-            EventType::Warning,
-            reason.as_str(),
-            message,
-        )
-        .await;
+    async fn warn(&self, obj: &Object<ApplicationSpec>, reason: AppReason, message: &str) {
+        workload::record(&self.recorder, obj, EventType::Warning, reason.as_str(), message).await;
     }
 }
 

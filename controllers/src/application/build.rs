@@ -24,9 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use berth_crds::{kinds::event::EventType, registry::KindInfo};
+use berth_crds::{
+    Object,
+    kinds::{ApplicationSpec, event::EventType},
+};
 use futures::StreamExt;
-use serde_json::Value;
 use tokio::{sync::Semaphore, task::AbortHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -51,7 +53,7 @@ pub struct Request {
     /// The Application (also the key its outcome is kept under).
     pub key: ObjectRef,
     /// The Application object, for events.
-    pub obj: Value,
+    pub obj: Arc<Object<ApplicationSpec>>,
     /// The daemon to build on (the Application's server).
     pub docker: Docker,
     /// The repository.
@@ -97,7 +99,6 @@ struct Job {
 struct Inner {
     repos: Repositories,
     recorder: Recorder,
-    kind: &'static KindInfo,
     logs: PathBuf,
     jobs: Mutex<HashMap<ObjectRef, Job>>,
     done: tokio::sync::mpsc::UnboundedSender<ObjectRef>,
@@ -125,14 +126,12 @@ impl Builder {
     pub fn new(
         repos: Repositories,
         recorder: Recorder,
-        kind: &'static KindInfo,
         logs: PathBuf,
     ) -> (Self, tokio_stream::wrappers::UnboundedReceiverStream<ObjectRef>) {
         let (done, rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Inner {
             repos,
             recorder,
-            kind,
             logs,
             jobs: Mutex::default(),
             done,
@@ -243,7 +242,7 @@ async fn run(inner: &Inner, req: &Request) -> Outcome {
     let started = Instant::now();
     let short = &req.commit[..req.commit.len().min(COMMIT_LEN)];
     let event = |type_: EventType, reason: &'static str, message: String| async move {
-        workload::record(&inner.recorder, inner.kind, &req.obj, type_, reason, &message).await;
+        workload::record(&inner.recorder, &req.obj, type_, reason, &message).await;
     };
     event(
         EventType::Normal,

@@ -3,7 +3,7 @@
 //! berth containers of Applications that no longer exist.
 //!
 //! # Guarantees
-//! - [`AppReconciler::cleanup`] copes with apply never having run, and with the destination
+//! - [`AppReconciler::tear_down`] copes with apply never having run, and with the destination
 //!   or server being gone ([`Dockers::for_cleanup`]).
 //! - The sweep runs at start and at every resync, on the `localhost` endpoint; a container
 //!   is an orphan when no Application of its namespace, name and UID is cached.
@@ -13,22 +13,22 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use berth_crds::{Object, kinds::ApplicationSpec};
 use tokio_util::sync::CancellationToken;
 
 use super::{AppReconciler, Error, build_log};
 use crate::{
     controller::Action,
     docker::{self, Labels, Owner, label},
+    dockers::Dockers,
     informer::Informer,
-    object::{self, ObjectRef},
-    server::Dockers,
+    object::ObjectRef,
     workload,
 };
 
 /// Removes berth containers of Applications that no longer exist, at start and every `every`.
 pub(super) async fn sweep_orphans(
-    apps: Informer,
+    apps: Informer<ApplicationSpec>,
     dockers: Dockers,
     every: Duration,
     stop: CancellationToken,
@@ -50,7 +50,7 @@ pub(super) async fn sweep_orphans(
     }
 }
 
-async fn sweep_once(apps: &Informer, dockers: &Dockers) -> Result<usize, docker::Error> {
+async fn sweep_once(apps: &Informer<ApplicationSpec>, dockers: &Dockers) -> Result<usize, docker::Error> {
     let docker = dockers.local().await?;
     let selector = dockers.scoped(Labels::from([
         (label::MANAGED.to_string(), "true".to_string()),
@@ -63,7 +63,7 @@ async fn sweep_once(apps: &Informer, dockers: &Dockers) -> Result<usize, docker:
         };
         let alive = apps
             .get(&ObjectRef::new(Some(&owner.namespace), &owner.name))
-            .is_some_and(|a| object::uid(&a) == owner.uid);
+            .is_some_and(|a| a.uid() == owner.uid);
         if !alive {
             tracing::info!(container = %c.name, app = %owner.name, namespace = %owner.namespace, "removing orphan");
             match docker.remove_container(&c.id).await {
@@ -79,10 +79,13 @@ async fn sweep_once(apps: &Informer, dockers: &Dockers) -> Result<usize, docker:
 impl AppReconciler {
     /// Removes the app's containers, built images, build logs and (with
     /// `spec.deleteVolumes`) named volumes.
-    pub(super) async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        let docker = self.dockers.for_cleanup(&self.destinations, obj).await?;
+    pub(super) async fn tear_down(&self, obj: &Object<ApplicationSpec>) -> Result<Action, Error> {
+        let name = obj.name().to_owned();
+        let ns = obj.namespace().unwrap_or_default().to_owned();
+        let docker = self
+            .dockers
+            .for_cleanup(&self.destinations, &obj.spec.destination)
+            .await?;
         let selector = self.owner_selector(&ns, &name);
         for c in docker.list_containers(&selector).await? {
             tracing::info!(container = %c.name, "removing container");
@@ -97,11 +100,11 @@ impl AppReconciler {
                 kind: "Application".into(),
                 namespace: ns.clone(),
                 name: name.clone(),
-                uid: object::uid(obj).to_owned(),
+                uid: obj.uid().to_owned(),
             };
             self.prune_images(&docker, &owner, &[]).await?;
         }
-        if obj.pointer("/spec/deleteVolumes").and_then(Value::as_bool) == Some(true) {
+        if obj.spec.delete_volumes {
             for v in docker.list_volumes(&selector).await? {
                 match docker.remove_volume(&v.name).await {
                     Ok(()) => tracing::info!(volume = %v.name, "removed volume"),

@@ -19,12 +19,17 @@
 //! - `spec.source.git.sourceRef` does not give fetch credentials yet: private repositories
 //!   need a URL the server can fetch without them.
 
+use std::sync::Arc;
+
 use berth_crds::{
-    kinds::application::{AppCondition, AppReason, ApplicationStatus, BuildPhase, BuildStatus, GitBuild},
+    Object,
+    kinds::{
+        ApplicationSpec,
+        application::{AppCondition, AppReason, ApplicationStatus, BuildPhase, BuildStatus, GitBuild},
+    },
     meta::{ConditionStatus, REQUESTED_AT},
 };
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::{
     AppReconciler, Error,
@@ -35,7 +40,7 @@ use super::{
 use crate::{
     docker::{Docker, Labels, Owner, label},
     git::{self, Reference},
-    object::{self, ObjectRef},
+    object::ObjectRef,
     status,
 };
 
@@ -63,7 +68,7 @@ impl AppReconciler {
     /// and the `Built` condition.
     pub(super) async fn git_step(
         &self,
-        obj: &Value,
+        obj: &Arc<Object<ApplicationSpec>>,
         git: &GitBuild,
         owner: &Owner,
         docker: &Docker,
@@ -77,7 +82,7 @@ impl AppReconciler {
                 ConditionStatus::False,
                 "GitDisabled",
                 message,
-                object::generation(obj),
+                obj.generation(),
             );
             return Ok(Step {
                 image: None,
@@ -85,11 +90,8 @@ impl AppReconciler {
             });
         };
         let key = ObjectRef::of(obj);
-        let generation = object::generation(obj);
-        let requested = obj
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(REQUESTED_AT))
-            .and_then(Value::as_str);
+        let generation = obj.generation();
+        let requested = obj.metadata.annotations.get(REQUESTED_AT).map(String::as_str);
         let mut b = next.build.clone().unwrap_or_default();
         let mut fetch_error = None;
         if let Some(why) = revision::resolve_needed(generation, requested, next.build.as_ref()) {

@@ -63,30 +63,28 @@ pub mod revision;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use berth_crds::{
+    Object,
     kinds::{
-        ApplicationSpec, DestinationSpec,
+        ApplicationSpec, DestinationSpec, ProxySpec, SecretSpec,
         application::{AppCondition, AppReason, ApplicationStatus},
     },
     meta::ConditionStatus,
-    registry::KindInfo,
 };
+use berth_runtime::Api;
 use chrono::Utc;
-use serde_json::Value;
-use tracing::Instrument;
 
 use self::cleanup::sweep_orphans;
 use crate::{
-    client::Client,
-    controller::{Action, Controller, ControllerConfig, Reconciler},
+    controller::{Action, Controller, ControllerConfig},
     docker::{self, Owner},
     docker_triggers,
+    dockers::{self, Dockers},
     events::Recorder,
-    finalizer::{self, Event},
+    finalizer::{Finalize, Finalized},
     git::Repositories,
     informer::Informer,
     manager::Manager,
-    object::{self, ObjectRef},
-    server::{self, Dockers},
+    object::ObjectRef,
     status, workload,
 };
 
@@ -128,17 +126,9 @@ impl Default for AppOptions {
 /// A failed Application reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as an Application.
-    #[error("application {name:?} is malformed: {source}")]
-    Malformed {
-        /// The application.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The server could not be used.
     #[error(transparent)]
-    Server(#[from] server::Error),
+    Server(#[from] dockers::Error),
     /// A Docker call failed.
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
@@ -160,11 +150,10 @@ pub enum Error {
 
 /// Reconciles Applications.
 pub struct AppReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    secrets: Informer,
-    destinations: Informer,
-    proxies: Option<Informer>,
+    api: Api<ApplicationSpec>,
+    secrets: Informer<SecretSpec>,
+    destinations: Informer<DestinationSpec>,
+    proxies: Informer<ProxySpec>,
     dockers: Dockers,
     recorder: Recorder,
     options: AppOptions,
@@ -172,15 +161,14 @@ pub struct AppReconciler {
     builder: Option<build::Builder>,
 }
 
-fn referenced_secrets(app: &Value) -> Vec<String> {
-    let ns = object::namespace(app).unwrap_or_default();
+fn referenced_secrets(app: &Object<ApplicationSpec>) -> Vec<String> {
+    let ns = app.namespace().unwrap_or_default();
     let mut out: Vec<String> = app
-        .pointer("/spec/env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.pointer("/secretKeyRef/name").and_then(Value::as_str))
-        .map(|s| format!("{ns}/{s}"))
+        .spec
+        .env
+        .iter()
+        .filter_map(|e| e.secret_key_ref.as_ref())
+        .map(|r| format!("{ns}/{}", r.name))
         .collect();
     out.sort();
     out.dedup();
@@ -195,21 +183,13 @@ pub fn install(
     dockers: Dockers,
     options: AppOptions,
     repos: Option<Repositories>,
-) -> Result<(), server::Error> {
-    let kind = server::kind("Application")?;
-    let apps = manager.informer(kind);
-    let secrets = manager.informer(server::kind("Secret")?);
-    let destinations = manager.informer(server::kind("Destination")?);
-    let servers = manager.informer(server::kind("Server")?);
-    let proxies = berth_crds::lookup("Proxy").map(|k| manager.informer(k));
+) {
+    let apps = manager.informer::<ApplicationSpec>();
+    let secrets = manager.informer::<SecretSpec>();
+    let destinations = manager.informer::<DestinationSpec>();
+    let proxies = manager.informer::<ProxySpec>();
     apps.add_index(SECRET_INDEX, referenced_secrets);
-    apps.add_index(DESTINATION_INDEX, |app| {
-        app.pointer("/spec/destination")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .into_iter()
-            .collect()
-    });
+    apps.add_index(DESTINATION_INDEX, |app| vec![app.spec.destination.clone()]);
     let (by_secret, by_dest, with_domains) = (apps.clone(), apps.clone(), apps.clone());
     let connector = dockers.clone();
     let triggers = docker_triggers::owner_triggers(
@@ -223,7 +203,7 @@ pub fn install(
     let mut controller = Controller::new(NAME, apps.clone())
         .with_config(config.clone())
         .watches(&secrets, move |s| {
-            let key = format!("{}/{}", object::namespace(s).unwrap_or_default(), object::name(s));
+            let key = format!("{}/{}", s.namespace().unwrap_or_default(), s.name());
             by_secret
                 .by_index(SECRET_INDEX, &key)
                 .iter()
@@ -232,31 +212,25 @@ pub fn install(
         })
         .watches(&destinations, move |d| {
             by_dest
-                .by_index(DESTINATION_INDEX, object::name(d))
+                .by_index(DESTINATION_INDEX, d.name())
                 .iter()
                 .map(|a| ObjectRef::of(a))
                 .collect()
         })
-        .watches(&servers, |_| Vec::new())
-        .triggers(triggers);
-    if let Some(p) = &proxies {
-        controller = controller.watches(p, move |_| {
+        .reads(dockers.servers())
+        .watches(&proxies, move |_| {
             with_domains
                 .list()
                 .iter()
-                .filter(|a| {
-                    a.pointer("/spec/domains")
-                        .and_then(Value::as_array)
-                        .is_some_and(|d| !d.is_empty())
-                })
+                .filter(|a| !a.spec.domains.is_empty())
                 .map(|a| ObjectRef::of(a))
                 .collect()
-        });
-    }
+        })
+        .triggers(triggers);
     let recorder = Recorder::new(manager.client_for(NAME), "application-controller");
     let builder = match (repos, &options.build_logs) {
         (Some(repos), Some(logs)) => {
-            let (builder, done) = build::Builder::new(repos, recorder.clone(), kind, logs.clone());
+            let (builder, done) = build::Builder::new(repos, recorder.clone(), logs.clone());
             controller = controller.triggers(done);
             let stopper = builder.clone();
             manager.add_task(move |stop| {
@@ -270,8 +244,7 @@ pub fn install(
         _ => None,
     };
     let reconciler = AppReconciler {
-        client: manager.client_for(NAME),
-        kind,
+        api: manager.api_for(NAME),
         secrets,
         destinations,
         proxies,
@@ -280,24 +253,19 @@ pub fn install(
         options,
         builder,
     };
-    manager.add(controller, reconciler);
+    manager.add(controller, Finalized(reconciler));
     let every = config.resync;
     manager.add_task(move |stop| Box::pin(sweep_orphans(apps, dockers, every, stop)));
-    Ok(())
 }
 
 impl AppReconciler {
     /// One reconcile of an existing Application: observe, decide and act, in two rounds
     /// (see [`decide`]): first each desired replica, then readiness, routing, old
     /// containers and status.
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        let app = object::typed::<ApplicationSpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
-        let generation = object::generation(obj);
+    async fn converge(&self, app: &Arc<Object<ApplicationSpec>>) -> Result<Action, Error> {
+        let name = app.name().to_owned();
+        let ns = app.namespace().unwrap_or_default().to_owned();
+        let generation = app.generation();
         let old = app.status.clone().unwrap_or_default();
         let mut next = decide::base_status(&app.spec, &old, generation);
         let building = from_git::take_building(&mut next);
@@ -306,21 +274,17 @@ impl AppReconciler {
         };
 
         // Where it runs.
-        let Some(dest_obj) = self.destinations.get(&ObjectRef::cluster(&app.spec.destination)) else {
+        let Some(dest) = self.destinations.get(&ObjectRef::cluster(&app.spec.destination)) else {
             let msg = format!("destination {:?} not found", app.spec.destination);
             blocked(&mut next, AppReason::DestinationNotFound, &msg);
-            self.write(obj, &next).await?;
+            self.write(app, &next).await?;
             return Ok(Action::await_change());
         };
-        let dest = object::typed::<DestinationSpec>(&dest_obj).map_err(|source| Error::Malformed {
-            name: app.spec.destination.clone(),
-            source,
-        })?;
         let docker = match self.dockers.for_server(&dest.spec.server).await {
             Ok(d) => d,
             Err(e) => {
                 blocked(&mut next, AppReason::ServerUnavailable, &e.to_string());
-                self.write(obj, &next).await?;
+                self.write(app, &next).await?;
                 return Err(e.into());
             }
         };
@@ -330,29 +294,25 @@ impl AppReconciler {
             kind: "Application".into(),
             namespace: ns.clone(),
             name: name.clone(),
-            uid: object::uid(obj).to_owned(),
+            uid: app.uid().to_owned(),
         };
         let secrets = self.secrets.clone();
         let secret_ns = ns.clone();
         let lookup = move |secret: &str, key: &str| {
             secrets
                 .get(&ObjectRef::new(Some(&secret_ns), secret))
-                .and_then(|s| {
-                    s.pointer(&format!("/spec/data/{key}"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
+                .and_then(|s| s.spec.data.get(key).cloned())
         };
         // For a Git source: the image of the latest successful build.
         let mut fetch_error = None;
         let built = match &app.spec.source.git {
             Some(git) => {
-                let step = self.git_step(obj, git, &owner, &docker, &mut next).await?;
+                let step = self.git_step(app, git, &owner, &docker, &mut next).await?;
                 fetch_error = step.fetch_error;
                 let Some(image) = step.image else {
                     // Nothing was built yet: nothing to run.
                     decide::nothing_built(&mut next, building, generation, Utc::now());
-                    self.write(obj, &next).await?;
+                    self.write(app, &next).await?;
                     return fetch_error.map_or(Ok(Action::await_change()), Err);
                 };
                 Some(image)
@@ -378,7 +338,7 @@ impl AppReconciler {
             Ok(t) => t,
             Err(e) => {
                 blocked(&mut next, decide::template_reason(&e), &e.to_string());
-                self.write(obj, &next).await?;
+                self.write(app, &next).await?;
                 return Ok(Action::await_change());
             }
         };
@@ -399,13 +359,13 @@ impl AppReconciler {
         // First round: each desired replica.
         let mut observed = self.observe(&at, &app.spec, &template, &hash).await?;
         let first = decide::replicas(&observed, &owner.uid, &service, &old, timing, Utc::now());
-        let touched = match self.act(&docker, obj, &first.steps, &mut next).await {
+        let touched = match self.act(&docker, app, &first.steps, &mut next).await {
             Ok(t) => t,
             Err(e) => {
                 if matches!(e, Error::Workload(workload::Error::ImagePull { .. })) {
                     // The registry's words in status; the error retries with backoff.
                     blocked(&mut next, AppReason::ImagePullFailed, &e.to_string());
-                    self.write(obj, &next).await?;
+                    self.write(app, &next).await?;
                 }
                 return Err(e);
             }
@@ -426,7 +386,7 @@ impl AppReconciler {
             now: Utc::now(),
         };
         let plan = decide::rollout(&observed, inputs);
-        self.act(&docker, obj, &plan.steps, &mut next).await?;
+        self.act(&docker, app, &plan.steps, &mut next).await?;
         let action = plan.requeue.map_or_else(Action::await_change, Action::requeue);
         match fetch_error {
             // While it waits for the proxy, a failed fetch is retried at the next round.
@@ -450,29 +410,19 @@ pub(super) fn set(
 }
 
 #[async_trait::async_trait]
-impl Reconciler for AppReconciler {
-    type Error = finalizer::Error<Error>;
+impl Finalize<ApplicationSpec> for AppReconciler {
+    type Error = Error;
+    const FINALIZER: &'static str = FINALIZER;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "Application",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        finalizer::finalizer(
-            self.client.as_ref(),
-            self.kind,
-            FINALIZER,
-            obj,
-            |event| async move {
-                match event {
-                    Event::Apply(obj) => self.apply(&obj).await,
-                    Event::Cleanup(obj) => self.cleanup(&obj).await,
-                }
-            },
-        )
-        .instrument(span)
-        .await
+    fn api(&self) -> &Api<ApplicationSpec> {
+        &self.api
+    }
+
+    async fn apply(&self, app: Arc<Object<ApplicationSpec>>) -> Result<Action, Error> {
+        self.converge(&app).await
+    }
+
+    async fn cleanup(&self, app: Arc<Object<ApplicationSpec>>) -> Result<Action, Error> {
+        self.tear_down(&app).await
     }
 }

@@ -15,7 +15,6 @@
 
 use berth_crds::kinds::ApplicationSpec;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::{AppReconciler, Error, plan};
 use crate::docker::{ContainerSpec, ContainerState, ContainerSummary, Docker, Health, Labels, label};
@@ -220,13 +219,11 @@ impl AppReconciler {
         if spec.domains.is_empty() {
             return true;
         }
-        let Some(proxies) = &self.proxies else {
-            return true;
-        };
-        let mine: Vec<_> = proxies
+        let mine: Vec<_> = self
+            .proxies
             .list()
             .into_iter()
-            .filter(|p| p.pointer("/spec/server").and_then(Value::as_str) == Some(at.server))
+            .filter(|p| p.spec.server == at.server)
             .collect();
         if mine.is_empty() {
             return true;
@@ -234,10 +231,10 @@ impl AppReconciler {
         let key = format!("{}/{}", at.ns, at.name);
         mine.iter().all(|p| {
             let served: Vec<&str> = p
-                .pointer("/status/backends")
-                .and_then(|b| b.get(&key))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .status
+                .as_ref()
+                .and_then(|s| s.backends.get(&key))
+                .map(|a| a.iter().map(String::as_str).collect())
                 .unwrap_or_default();
             served.len() == observed.replicas.len()
                 && observed

@@ -11,16 +11,20 @@
 //! # Caveats
 //! - Renaming a [`ContainerSpec`] field changes every hash and rolls every application once.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use berth_crds::kinds::{
     ApplicationSpec,
-    application::{EnvVar, HealthCheck as AppHealthCheck, Protocol as AppProtocol, ResourceLimits},
+    application::{HealthCheck as AppHealthCheck, Protocol as AppProtocol},
 };
 
-use crate::docker::{
-    ContainerSpec, HealthCheck, Labels, MountSpec, NetworkAttachment, Owner, PortSpec, Probe, Protocol,
-    RestartPolicy, label,
+pub use crate::container_config::{alias, env, limits};
+use crate::{
+    container_config,
+    docker::{
+        ContainerSpec, HealthCheck, Labels, MountSpec, NetworkAttachment, Owner, PortSpec, Probe, Protocol,
+        RestartPolicy, label,
+    },
 };
 
 /// Characters of the config hash in container names.
@@ -54,6 +58,16 @@ pub enum Error {
     /// A Git source with no image built yet.
     #[error("spec.source.git: no image built yet")]
     NoImage,
+}
+
+impl From<container_config::Error> for Error {
+    fn from(e: container_config::Error) -> Self {
+        match e {
+            container_config::Error::MissingSecret { field, secret, key } => {
+                Self::MissingSecret { field, secret, key }
+            }
+        }
+    }
 }
 
 /// What a plan needs besides the spec.
@@ -144,11 +158,6 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
     })
 }
 
-/// The stable DNS alias of an application on its destination network.
-pub fn alias(namespace: &str, name: &str) -> String {
-    format!("{name}.{namespace}")
-}
-
 /// The short config hash of a template (the one in container names).
 pub fn short_hash(template: &ContainerSpec) -> String {
     template.config_hash()[..HASH_LEN].to_string()
@@ -231,61 +240,6 @@ pub fn secs(text: &str) -> Option<u32> {
         return None;
     }
     u32::try_from(total_ms.div_ceil(1000)).ok()
-}
-
-/// `spec.env` with secret references resolved through `secret`.
-pub fn env(
-    vars: &[EnvVar],
-    secret: &(dyn Fn(&str, &str) -> Option<String> + Sync),
-) -> Result<BTreeMap<String, String>, Error> {
-    let mut env = BTreeMap::new();
-    for (i, var) in vars.iter().enumerate() {
-        let value = match (&var.value, &var.secret_key_ref) {
-            (Some(v), _) => v.clone(),
-            (None, Some(r)) => secret(&r.name, &r.key).ok_or_else(|| Error::MissingSecret {
-                field: format!("spec.env[{i}].secretKeyRef"),
-                secret: r.name.clone(),
-                key: r.key.clone(),
-            })?,
-            (None, None) => String::new(),
-        };
-        env.insert(var.name.clone(), value);
-    }
-    Ok(env)
-}
-
-/// `spec.resources` as Docker limits: (CPU in thousandths, memory in bytes).
-pub fn limits(resources: Option<&ResourceLimits>) -> (Option<u64>, Option<u64>) {
-    (
-        resources.and_then(|r| r.cpus.as_deref()).and_then(cpu_millis),
-        resources.and_then(|r| r.memory.as_deref()).and_then(bytes),
-    )
-}
-
-fn cpu_millis(text: &str) -> Option<u64> {
-    match text.strip_suffix('m') {
-        Some(m) => m.parse().ok(),
-        None => text.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
-    }
-}
-
-fn bytes(text: &str) -> Option<u64> {
-    let units: [(&str, u64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("K", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, mult) in units {
-        if let Some(n) = text.strip_suffix(suffix) {
-            return n.parse::<u64>().ok().map(|n| n * mult);
-        }
-    }
-    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -405,8 +359,13 @@ mod tests {
         assert_eq!(secs("1m30s"), Some(90));
         assert_eq!(secs("500ms"), Some(1));
         assert_eq!(secs("x"), None);
-        assert_eq!(cpu_millis("500m"), Some(500));
-        assert_eq!(cpu_millis("1.5"), Some(1500));
-        assert_eq!(bytes("512Mi"), Some(512 << 20));
+        let limits_of = |cpus: &str, memory: &str| {
+            limits(Some(&berth_crds::kinds::application::ResourceLimits {
+                cpus: Some(cpus.into()),
+                memory: Some(memory.into()),
+            }))
+        };
+        assert_eq!(limits_of("500m", "512Mi"), (Some(500), Some(512 << 20)));
+        assert_eq!(limits_of("1.5", "512Mi").0, Some(1500));
     }
 }

@@ -29,25 +29,22 @@ pub mod target;
 use std::sync::Arc;
 
 use berth_crds::{
-    Resource,
+    Object, Resource,
     kinds::{
-        BackupSpec,
+        BackupSpec, BackupStorageSpec, DatabaseSpec, DestinationSpec, SecretSpec, ServerSpec,
         backup::{BackupLocation, BackupPhase, BackupStatus, PendingUpload},
         event::EventType,
     },
     meta::{Condition, ConditionStatus},
-    registry::KindInfo,
 };
-use serde_json::Value;
-use tracing::Instrument;
+use berth_runtime::Api;
 
 use crate::{
-    client::{self, Client},
+    client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
+    dockers::Dockers,
     events::Recorder,
     manager::Manager,
-    object, server,
-    server::Dockers,
     status,
 };
 use open::Opener;
@@ -63,14 +60,6 @@ pub const WORKERS: usize = 4;
 /// A failed Backup reconcile (the run's own failure is recorded in status, not here).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a Backup.
-    #[error("backup {name:?} is malformed: {source}")]
-    Malformed {
-        /// The backup.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The API failed.
     #[error(transparent)]
     Api(#[from] client::Error),
@@ -81,53 +70,52 @@ pub enum Error {
 
 /// Reconciles Backups.
 pub struct BackupReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
+    api: Api<BackupSpec>,
     opener: Opener,
     resolver: Resolver,
     recorder: Recorder,
 }
 
 /// The caches every backup-related controller reads.
-pub(crate) fn caches(manager: &mut Manager, dockers: Dockers) -> Result<(Opener, Resolver), server::Error> {
-    let secrets = manager.informer(server::kind("Secret")?);
+pub(crate) fn caches(manager: &mut Manager, dockers: Dockers) -> (Opener, Resolver) {
+    let secrets = manager.informer::<SecretSpec>();
     let opener = Opener {
-        storages: manager.informer(server::kind("BackupStorage")?),
+        storages: manager.informer::<BackupStorageSpec>(),
         secrets: secrets.clone(),
-        servers: manager.informer(server::kind("Server")?),
+        servers: manager.informer::<ServerSpec>(),
     };
     let resolver = Resolver {
-        databases: manager.informer(server::kind("Database")?),
-        destinations: manager.informer(server::kind("Destination")?),
+        databases: manager.informer::<DatabaseSpec>(),
+        destinations: manager.informer::<DestinationSpec>(),
         secrets,
         dockers,
     };
-    Ok((opener, resolver))
+    (opener, resolver)
 }
 
 /// Makes `controller` start only once every cache that `opener` and `resolver` read has
 /// listed (changes to them trigger nothing by themselves). Without it a reconcile right
 /// after a restart could find a storage's Server or Secret missing from a cache that has
 /// not listed yet, and fail a run (or skip an interrupted run's cleanup) for nothing.
-pub(crate) fn reading(controller: Controller, opener: &Opener, resolver: Option<&Resolver>) -> Controller {
-    let mut caches = vec![&opener.storages, &opener.secrets, &opener.servers];
-    if let Some(r) = resolver {
-        caches.extend([&r.databases, &r.destinations]);
+pub(crate) fn reading<K: Resource>(
+    controller: Controller<K>,
+    opener: &Opener,
+    resolver: Option<&Resolver>,
+) -> Controller<K> {
+    let controller = controller
+        .reads(&opener.storages)
+        .reads(&opener.secrets)
+        .reads(&opener.servers);
+    match resolver {
+        Some(r) => controller.reads(&r.databases).reads(&r.destinations),
+        None => controller,
     }
-    caches
-        .into_iter()
-        .fold(controller, |c, cache| c.watches(cache, |_| Vec::new()))
 }
 
 /// Adds the Backup controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("Backup")?;
-    let backups = manager.informer(kind);
-    let (opener, resolver) = caches(manager, dockers)?;
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let backups = manager.informer::<BackupSpec>();
+    let (opener, resolver) = caches(manager, dockers);
     let controller = reading(
         Controller::new(NAME, backups)
             .with_config(config)
@@ -136,14 +124,12 @@ pub fn install(
         Some(&resolver),
     );
     let reconciler = BackupReconciler {
-        client: manager.client_for(NAME),
-        kind,
+        api: manager.api_for(NAME),
         opener,
         resolver,
         recorder: Recorder::new(manager.client_for(NAME), "backup-controller"),
     };
     manager.add(controller, reconciler);
-    Ok(())
 }
 
 /// Sets the terminal condition of a run: `Complete` on success, else `Failed` with `reason`.
@@ -167,35 +153,27 @@ pub(crate) fn set_outcome(
 
 /// Writes a run's status through `/status` and returns `obj` as it now is (for the next
 /// diff of the same run).
-pub(crate) async fn write_status<S: Resource>(
-    client: &dyn Client,
-    kind: &'static KindInfo,
-    obj: &Value,
-    next: &S::Status,
-) -> Result<Value, status::Error> {
-    status::update::<S>(client, kind, obj, next).await?;
+pub(crate) async fn write_status<K: Resource>(
+    api: &Api<K>,
+    obj: &Object<K>,
+    next: &K::Status,
+) -> Result<Object<K>, status::Error> {
+    status::update(api, obj, next).await?;
     let mut now = obj.clone();
-    now["status"] = serde_json::to_value(next).map_err(|source| status::Error::Serde {
-        name: object::name(obj).to_owned(),
-        source,
-    })?;
+    now.status = Some(next.clone());
     Ok(now)
 }
 
 /// Logs a failed run and records it as a Warning event `event` (best effort).
-pub(crate) async fn report_failure(
+pub(crate) async fn report_failure<K: Resource>(
     recorder: &Recorder,
-    kind: &KindInfo,
-    obj: &Value,
+    obj: &Object<K>,
     event: &str,
     reason: &str,
     message: &str,
 ) {
     tracing::warn!(reason, error = %message, "{event}");
-    if let Err(e) = recorder
-        .publish(kind, obj, EventType::Warning, event, message)
-        .await
-    {
+    if let Err(e) = recorder.publish(obj, EventType::Warning, event, message).await {
         tracing::warn!(error = %e, "could not record the {event} event");
     }
 }
@@ -225,13 +203,17 @@ fn reason_of(e: &pipeline::Error) -> &'static str {
 }
 
 impl BackupReconciler {
-    async fn write(&self, obj: &Value, next: &BackupStatus) -> Result<Value, Error> {
-        Ok(write_status::<BackupSpec>(self.client.as_ref(), self.kind, obj, next).await?)
+    async fn write(
+        &self,
+        obj: &Object<BackupSpec>,
+        next: &BackupStatus,
+    ) -> Result<Object<BackupSpec>, Error> {
+        Ok(write_status(&self.api, obj, next).await?)
     }
 
     async fn fail(
         &self,
-        obj: &Value,
+        obj: &Object<BackupSpec>,
         mut next: BackupStatus,
         reason: &str,
         message: String,
@@ -239,31 +221,18 @@ impl BackupReconciler {
         next.phase = BackupPhase::Failed;
         next.completion_time = Some(status::now());
         next.pending.clear();
-        set_outcome(
-            &mut next.conditions,
-            false,
-            reason,
-            &message,
-            object::generation(obj),
-        );
+        set_outcome(&mut next.conditions, false, reason, &message, obj.generation());
         next.error = Some(message.clone());
         self.write(obj, &next).await?;
-        report_failure(&self.recorder, self.kind, obj, "BackupFailed", reason, &message).await;
+        report_failure(&self.recorder, obj, "BackupFailed", reason, &message).await;
         Ok(Action::await_change())
     }
 
     /// A Backup Running with no live run: clean up its writes and mark it Failed.
-    async fn interrupted(&self, obj: &Value) -> Result<Action, Error> {
+    async fn interrupted(&self, obj: &Object<BackupSpec>) -> Result<Action, Error> {
         // The cache may lag behind this process's own final write: read it fresh.
-        let fresh = self
-            .client
-            .get(self.kind, object::namespace(obj), object::name(obj))
-            .await?;
-        let bk = object::typed::<BackupSpec>(&fresh).map_err(|source| Error::Malformed {
-            name: object::name(obj).to_owned(),
-            source,
-        })?;
-        let current = bk.status.unwrap_or_default();
+        let fresh = self.api.within(obj.namespace()).get(obj.name()).await?;
+        let current = fresh.status.clone().unwrap_or_default();
         if current.phase != BackupPhase::Running {
             return Ok(Action::await_change());
         }
@@ -286,10 +255,11 @@ impl BackupReconciler {
         self.fail(&fresh, current, "Interrupted", message).await
     }
 
-    async fn run(&self, obj: &Value, spec: &BackupSpec, mut next: BackupStatus) -> Result<Action, Error> {
-        let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        let name = object::name(obj).to_owned();
-        next.observed_generation = Some(object::generation(obj));
+    async fn run(&self, obj: &Object<BackupSpec>, mut next: BackupStatus) -> Result<Action, Error> {
+        let spec = &obj.spec;
+        let ns = obj.namespace().unwrap_or_default().to_owned();
+        let name = obj.name().to_owned();
+        next.observed_generation = Some(obj.generation());
         next.phase = BackupPhase::Running;
         next.start_time = Some(status::now());
         let obj = self.write(obj, &next).await?;
@@ -371,7 +341,7 @@ impl BackupReconciler {
                     true,
                     "Succeeded",
                     &message,
-                    object::generation(&obj),
+                    obj.generation(),
                 );
                 self.write(&obj, &next).await?;
                 tracing::info!(size = outcome.size, "backup succeeded");
@@ -383,33 +353,19 @@ impl BackupReconciler {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for BackupReconciler {
+impl Reconciler<BackupSpec> for BackupReconciler {
     type Error = Error;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "Backup",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        async {
-            let bk = object::typed::<BackupSpec>(&obj).map_err(|source| Error::Malformed {
-                name: object::name(&obj).to_owned(),
-                source,
-            })?;
-            let current = bk.status.clone().unwrap_or_default();
-            if object::is_deleting(&obj) {
-                return Ok(Action::await_change());
-            }
-            match current.phase {
-                BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),
-                BackupPhase::Running => self.interrupted(&obj).await,
-                BackupPhase::Pending => self.run(&obj, &bk.spec, current).await,
-            }
+    async fn reconcile(&self, obj: Arc<Object<BackupSpec>>) -> Result<Action, Self::Error> {
+        if obj.is_deleting() {
+            return Ok(Action::await_change());
         }
-        .instrument(span)
-        .await
+        let current = obj.status.clone().unwrap_or_default();
+        match current.phase {
+            BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),
+            BackupPhase::Running => self.interrupted(&obj).await,
+            BackupPhase::Pending => self.run(&obj, current).await,
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use berth_crds::kinds::{BackupStorageSpec, SecretSpec, ServerSpec};
 
 use super::storage::{self, Local, S3, S3Config, Storage};
-use crate::{informer::Informer, object, object::ObjectRef};
+use crate::{informer::Informer, object::ObjectRef};
 
 /// A storage that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -17,14 +17,6 @@ pub enum Error {
     /// The BackupStorage does not exist.
     #[error("backupstorage {0:?} not found")]
     NotFound(String),
-    /// An object does not parse as its kind.
-    #[error("{what} is malformed: {source}")]
-    Malformed {
-        /// The object.
-        what: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The local storage's server is not this machine.
     #[error("backupstorage {storage:?}: spec.local.server {server:?} is not a localhost server")]
     NotLocal {
@@ -62,11 +54,11 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Opener {
     /// BackupStorages.
-    pub storages: Informer,
+    pub storages: Informer<BackupStorageSpec>,
     /// Secrets.
-    pub secrets: Informer,
+    pub secrets: Informer<SecretSpec>,
     /// Servers.
-    pub servers: Informer,
+    pub servers: Informer<ServerSpec>,
 }
 
 impl Opener {
@@ -76,22 +68,13 @@ impl Opener {
             .storages
             .get(&ObjectRef::cluster(name))
             .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        let spec = object::typed::<BackupStorageSpec>(&obj)
-            .map_err(|source| Error::Malformed {
-                what: format!("backupstorage {name:?}"),
-                source,
-            })?
-            .spec;
-        self.open_spec(name, &spec)
+        self.open_spec(name, &obj.spec)
     }
 
     /// Opens the storage `spec` (of BackupStorage `name`) declares.
     pub fn open_spec(&self, name: &str, spec: &BackupStorageSpec) -> Result<Storage, Error> {
         if let Some(local) = &spec.local {
-            let server = self
-                .servers
-                .get(&ObjectRef::cluster(&local.server))
-                .and_then(|s| object::typed::<ServerSpec>(&s).ok());
+            let server = self.servers.get(&ObjectRef::cluster(&local.server));
             if server.is_none_or(|s| s.spec.localhost.is_none()) {
                 return Err(Error::NotLocal {
                     storage: name.to_owned(),
@@ -104,10 +87,7 @@ impl Opener {
             return Err(Error::Empty(name.to_owned()));
         };
         let c = &s3.credentials_secret_ref;
-        let secret = self
-            .secrets
-            .get(&ObjectRef::new(Some(&c.namespace), &c.name))
-            .and_then(|s| object::typed::<SecretSpec>(&s).ok());
+        let secret = self.secrets.get(&ObjectRef::new(Some(&c.namespace), &c.name));
         let key = |k: &str| {
             secret
                 .as_ref()
@@ -139,10 +119,12 @@ impl Opener {
             .list()
             .iter()
             .filter(|s| {
-                s.pointer("/spec/s3/credentialsSecretRef")
-                    .is_some_and(|r| r["namespace"] == ns && r["name"] == secret)
+                s.spec.s3.as_ref().is_some_and(|s3| {
+                    let r = &s3.credentials_secret_ref;
+                    r.namespace == ns && r.name == secret
+                })
             })
-            .map(|s| ObjectRef::of(s))
+            .map(|s| ObjectRef::of(s.as_ref()))
             .collect()
     }
 }

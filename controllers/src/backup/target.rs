@@ -18,9 +18,9 @@ use berth_crds::kinds::{DatabaseSpec, DestinationSpec, SecretSpec, database::Dat
 use crate::{
     database::engine::{self, Credentials},
     docker::{self, Docker, ExecRequest, label},
+    dockers::{self, Dockers},
     informer::Informer,
-    object::{self, ObjectRef},
-    server::{self, Dockers},
+    object::ObjectRef,
 };
 
 /// A database that cannot be backed up or restored right now.
@@ -29,20 +29,12 @@ pub enum Error {
     /// The Database does not exist.
     #[error("database {0:?} not found")]
     NotFound(String),
-    /// An object does not parse as its kind.
-    #[error("{what} is malformed: {source}")]
-    Malformed {
-        /// The object.
-        what: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The Database's Destination does not exist.
     #[error("destination {0:?} not found")]
     NoDestination(String),
     /// The server could not be used.
     #[error(transparent)]
-    Server(#[from] server::Error),
+    Server(#[from] dockers::Error),
     /// A Docker call failed.
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
@@ -80,11 +72,11 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     /// Databases.
-    pub databases: Informer,
+    pub databases: Informer<DatabaseSpec>,
     /// Destinations.
-    pub destinations: Informer,
+    pub destinations: Informer<DestinationSpec>,
     /// Secrets.
-    pub secrets: Informer,
+    pub secrets: Informer<SecretSpec>,
     /// Docker connections.
     pub dockers: Dockers,
 }
@@ -100,22 +92,14 @@ fn request(plan: engine::ExecPlan) -> ExecRequest {
 impl Resolver {
     /// Resolves Database `ns/name`.
     pub async fn resolve(&self, ns: &str, name: &str) -> Result<Target, Error> {
-        let obj = self
+        let db = self
             .databases
             .get(&ObjectRef::new(Some(ns), name))
             .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        let db = object::typed::<DatabaseSpec>(&obj).map_err(|source| Error::Malformed {
-            what: format!("database {name:?}"),
-            source,
-        })?;
-        let dest_obj = self
+        let dest = self
             .destinations
             .get(&ObjectRef::cluster(&db.spec.destination))
             .ok_or_else(|| Error::NoDestination(db.spec.destination.clone()))?;
-        let dest = object::typed::<DestinationSpec>(&dest_obj).map_err(|source| Error::Malformed {
-            what: format!("destination {:?}", db.spec.destination),
-            source,
-        })?;
         let docker = self.dockers.for_server(&dest.spec.server).await?;
         let secret_name = db
             .status
@@ -126,8 +110,7 @@ impl Resolver {
         let data: BTreeMap<String, String> = self
             .secrets
             .get(&ObjectRef::new(Some(ns), &secret_name))
-            .and_then(|s| object::typed::<SecretSpec>(&s).ok())
-            .map(|s| s.spec.data)
+            .map(|s| s.spec.data.clone())
             .unwrap_or_default();
         let key = |k: &str| {
             data.get(k).cloned().ok_or_else(|| Error::Credentials {

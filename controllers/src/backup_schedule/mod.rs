@@ -27,27 +27,25 @@ pub mod timing;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use berth_crds::{
+    API_VERSION, Object, Resource,
     kinds::{
         BackupScheduleSpec, BackupSpec,
         backup::{BackupPhase, BackupStatus},
         event::EventType,
     },
-    meta::ConditionStatus,
-    registry::KindInfo,
+    meta::{ConditionStatus, OwnerReference},
 };
+use berth_runtime::Api;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-use tracing::Instrument;
 
 use crate::{
     backup::{self, SCHEDULE_LABEL, open::Opener},
-    client::{self, Client},
+    client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
+    dockers::Dockers,
     events::Recorder,
     informer::Informer,
     manager::Manager,
-    object,
-    server::{self, Dockers},
     status,
 };
 
@@ -59,14 +57,6 @@ pub const FAILED_HISTORY: usize = 3;
 /// A failed BackupSchedule reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a BackupSchedule.
-    #[error("backupschedule {name:?} is malformed: {source}")]
-    Malformed {
-        /// The schedule.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The API failed.
     #[error(transparent)]
     Api(#[from] client::Error),
@@ -77,25 +67,18 @@ pub enum Error {
 
 /// Reconciles BackupSchedules.
 pub struct ScheduleReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    backup_kind: &'static KindInfo,
-    backups: Informer,
+    api: Api<BackupScheduleSpec>,
+    backup_api: Api<BackupSpec>,
+    backups: Informer<BackupSpec>,
     opener: Opener,
     recorder: Recorder,
 }
 
 /// Adds the BackupSchedule controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("BackupSchedule")?;
-    let backup_kind = server::kind("Backup")?;
-    let schedules = manager.informer(kind);
-    let backups = manager.informer(backup_kind);
-    let (opener, _) = backup::caches(manager, dockers)?;
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let schedules = manager.informer::<BackupScheduleSpec>();
+    let backups = manager.informer::<BackupSpec>();
+    let (opener, _) = backup::caches(manager, dockers);
     let controller = backup::reading(
         Controller::new(NAME, schedules)
             .with_config(config)
@@ -104,20 +87,18 @@ pub fn install(
         None,
     );
     let reconciler = ScheduleReconciler {
-        client: manager.client_for(NAME),
-        kind,
-        backup_kind,
+        api: manager.api_for(NAME),
+        backup_api: manager.api_for(NAME),
         backups,
         opener,
         recorder: Recorder::new(manager.client_for(NAME), "backupschedule-controller"),
     };
     manager.add(controller, reconciler);
-    Ok(())
 }
 
-/// A Backup of the schedule, typed.
+/// A Backup of the schedule.
 struct Run {
-    obj: Value,
+    obj: Arc<Object<BackupSpec>>,
     name: String,
     status: BackupStatus,
 }
@@ -126,35 +107,50 @@ impl Run {
     fn time(&self) -> DateTime<Utc> {
         self.status
             .start_time
-            .or_else(|| {
-                object::meta_str(&self.obj, "creationTimestamp")
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
-            })
+            .or(self.obj.metadata.creation_timestamp)
             .unwrap_or_default()
     }
 }
 
-fn creation_time(obj: &Value) -> DateTime<Utc> {
-    object::meta_str(obj, "creationTimestamp")
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now)
+fn creation_time<K: Resource>(obj: &Object<K>) -> DateTime<Utc> {
+    obj.metadata.creation_timestamp.unwrap_or_else(Utc::now)
+}
+
+/// The Backup that `schedule` creates for `tick`: named `<schedule>-<unix time>`, labelled
+/// and owned by the schedule.
+fn backup_for(schedule: &Object<BackupScheduleSpec>, tick: DateTime<Utc>) -> Object<BackupSpec> {
+    let spec = BackupSpec {
+        database: schedule.spec.database.clone(),
+        schedule: Some(schedule.name().to_owned()),
+        storages: schedule.spec.storages.iter().map(|s| s.name.clone()).collect(),
+    };
+    let name = format!("{}-{}", schedule.name(), tick.timestamp());
+    let mut backup = Object::new(schedule.namespace(), &name, spec);
+    backup
+        .metadata
+        .labels
+        .insert(SCHEDULE_LABEL.to_owned(), schedule.name().to_owned());
+    backup.metadata.owner_references.push(OwnerReference {
+        api_version: API_VERSION.to_owned(),
+        kind: BackupScheduleSpec::KIND.to_owned(),
+        name: schedule.name().to_owned(),
+        uid: schedule.uid().to_owned(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    });
+    backup
 }
 
 impl ScheduleReconciler {
-    fn runs(&self, obj: &Value) -> Vec<Run> {
+    fn runs(&self, obj: &Object<BackupScheduleSpec>) -> Vec<Run> {
         let mut runs: Vec<Run> = self
             .backups
-            .owned_by(object::uid(obj))
-            .iter()
-            .filter_map(|b| {
-                let typed = object::typed::<BackupSpec>(b).ok()?;
-                Some(Run {
-                    obj: (**b).clone(),
-                    name: object::name(b).to_owned(),
-                    status: typed.status.unwrap_or_default(),
-                })
+            .owned_by(obj.uid())
+            .into_iter()
+            .map(|b| Run {
+                name: b.name().to_owned(),
+                status: b.status.clone().unwrap_or_default(),
+                obj: b,
             })
             .collect();
         runs.sort_by_key(|r| std::cmp::Reverse(r.time()));
@@ -163,37 +159,12 @@ impl ScheduleReconciler {
 
     async fn create_backup(
         &self,
-        obj: &Value,
-        spec: &BackupScheduleSpec,
+        obj: &Object<BackupScheduleSpec>,
         tick: DateTime<Utc>,
     ) -> Result<String, Error> {
-        let name = format!("{}-{}", object::name(obj), tick.timestamp());
-        let body = json!({
-            "apiVersion": "berth.dev/v1",
-            "kind": "Backup",
-            "metadata": {
-                "name": name,
-                "namespace": object::namespace(obj),
-                "labels": {SCHEDULE_LABEL: object::name(obj)},
-                "ownerReferences": [{
-                    "apiVersion": "berth.dev/v1",
-                    "kind": "BackupSchedule",
-                    "name": object::name(obj),
-                    "uid": object::uid(obj),
-                    "controller": true,
-                }],
-            },
-            "spec": {
-                "database": spec.database,
-                "schedule": object::name(obj),
-                "storages": spec.storages.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            },
-        });
-        match self
-            .client
-            .create(self.backup_kind, object::namespace(obj), body)
-            .await
-        {
+        let backup = backup_for(obj, tick);
+        let name = backup.name().to_owned();
+        match self.backup_api.create(&backup).await {
             Ok(_) => {
                 tracing::info!(backup = %name, %tick, "backup created");
                 Ok(name)
@@ -234,8 +205,9 @@ impl ScheduleReconciler {
         let failed = runs.iter().filter(|r| r.status.phase == BackupPhase::Failed);
         for run in failed.skip(FAILED_HISTORY) {
             match self
-                .client
-                .delete(self.backup_kind, object::namespace(&run.obj), &run.name)
+                .backup_api
+                .within(run.obj.namespace())
+                .delete(&run.name)
                 .await
             {
                 Ok(()) | Err(client::Error::NotFound { .. }) => {}
@@ -270,29 +242,24 @@ impl ScheduleReconciler {
                 }
             }
         }
-        let ns = object::namespace(&run.obj);
         if next.locations.is_empty() {
-            match self.client.delete(self.backup_kind, ns, &run.name).await {
+            let api = self.backup_api.within(run.obj.namespace());
+            match api.delete(&run.name).await {
                 Ok(()) | Err(client::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.to_string()),
             }
         } else if next != run.status {
-            status::update::<BackupSpec>(self.client.as_ref(), self.backup_kind, &run.obj, &next)
+            status::update(&self.backup_api, &run.obj, &next)
                 .await
                 .map_err(|e| e.to_string())?;
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let sched = object::typed::<BackupScheduleSpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
-        let spec = &sched.spec;
-        let generation = object::generation(obj);
-        let mut next = sched.status.clone().unwrap_or_default();
+    async fn apply(&self, obj: &Object<BackupScheduleSpec>) -> Result<Action, Error> {
+        let spec = &obj.spec;
+        let generation = obj.generation();
+        let mut next = obj.status.clone().unwrap_or_default();
         next.observed_generation = Some(generation);
         let schedule = match timing::Schedule::parse(&spec.schedule, &spec.time_zone) {
             Ok(s) => s,
@@ -306,7 +273,7 @@ impl ScheduleReconciler {
                     &e.to_string(),
                     generation,
                 );
-                status::update::<BackupScheduleSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+                status::update(&self.api, obj, &next).await?;
                 return Ok(Action::await_change());
             }
         };
@@ -322,7 +289,7 @@ impl ScheduleReconciler {
         let decision = schedule.decide(since, now, deadline);
         if let Some(tick) = decision.run.filter(|_| !spec.suspend) {
             if active.is_empty() {
-                active.push(self.create_backup(obj, spec, tick).await?);
+                active.push(self.create_backup(obj, tick).await?);
                 next.last_schedule_time = Some(tick);
             } else {
                 tracing::info!(%tick, active = ?active, "tick skipped: a backup is still running (Forbid)");
@@ -335,7 +302,7 @@ impl ScheduleReconciler {
             let message = format!("retention: {}", problems.join("; "));
             if let Err(e) = self
                 .recorder
-                .publish(self.kind, obj, EventType::Warning, "RetentionFailed", &message)
+                .publish(obj, EventType::Warning, "RetentionFailed", &message)
                 .await
             {
                 tracing::warn!(error = %e, "could not record the RetentionFailed event");
@@ -368,7 +335,7 @@ impl ScheduleReconciler {
             &message,
             generation,
         );
-        status::update::<BackupScheduleSpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+        status::update(&self.api, obj, &next).await?;
         match decision.next.filter(|_| !spec.suspend) {
             Some(t) => {
                 let wait = (t - Utc::now()).to_std().unwrap_or_default();
@@ -380,19 +347,13 @@ impl ScheduleReconciler {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for ScheduleReconciler {
+impl Reconciler<BackupScheduleSpec> for ScheduleReconciler {
     type Error = Error;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "BackupSchedule",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        if object::is_deleting(&obj) {
+    async fn reconcile(&self, obj: Arc<Object<BackupScheduleSpec>>) -> Result<Action, Self::Error> {
+        if obj.is_deleting() {
             return Ok(Action::await_change());
         }
-        self.apply(&obj).instrument(span).await
+        self.apply(&obj).await
     }
 }

@@ -15,12 +15,14 @@
 //! - Pull progress is written to status while the pull runs; a failed progress write is
 //!   logged and the pull goes on.
 
-use berth_crds::kinds::{
-    DatabaseSpec,
-    database::{DatabaseReason, DeletionPolicy},
-    event::EventType,
+use berth_crds::{
+    Object,
+    kinds::{
+        DatabaseSpec,
+        database::{DatabaseReason, DatabaseStatus, DeletionPolicy},
+        event::EventType,
+    },
 };
-use serde_json::Value;
 
 use super::{
     DatabaseReconciler, Error, credentials,
@@ -31,13 +33,13 @@ use crate::{
     client,
     controller::Action,
     docker::{self, Docker, Labels, label},
-    object, status, workload,
+    status, workload,
 };
 
 /// Runs the plans of one reconcile of Database `obj`.
 pub struct Act<'a> {
     r: &'a DatabaseReconciler,
-    obj: &'a Value,
+    obj: &'a Object<DatabaseSpec>,
     docker: Option<Docker>,
     /// The error of the step that ended a list, returned if the outcome says `fail`.
     failed: Option<Error>,
@@ -45,7 +47,7 @@ pub struct Act<'a> {
 
 impl<'a> Act<'a> {
     /// An actor for one reconcile of `obj`.
-    pub fn new(r: &'a DatabaseReconciler, obj: &'a Value) -> Self {
+    pub fn new(r: &'a DatabaseReconciler, obj: &'a Object<DatabaseSpec>) -> Self {
         Self {
             r,
             obj,
@@ -92,16 +94,7 @@ impl<'a> Act<'a> {
                         }
                     };
                     let docker = this.docker()?;
-                    match workload::ensure_image(
-                        docker,
-                        &this.r.recorder,
-                        this.r.kind,
-                        this.obj,
-                        &image,
-                        report,
-                    )
-                    .await
-                    {
+                    match workload::ensure_image(docker, &this.r.recorder, this.obj, &image, report).await {
                         Ok(_) => o.pull = Some(PullFacts::Pulled),
                         Err(e @ workload::Error::ImagePull { .. }) => {
                             o.pull = Some(PullFacts::Failed(e.to_string()));
@@ -188,8 +181,8 @@ impl<'a> Act<'a> {
         let password = credentials::generate_password()?;
         let fresh = engine.default_credentials(&o.id.name, password);
         let body = credentials::secret_object(self.obj, &fresh);
-        let ns = Some(o.id.namespace.as_str());
-        match self.r.client.create(self.r.secret_kind, ns, body).await {
+        let secrets = self.r.secrets_api.within(Some(o.id.namespace.as_str()));
+        match secrets.create(&body).await {
             Ok(_) => {
                 tracing::info!(%secret, "generated the credentials secret");
                 self.record(
@@ -201,7 +194,7 @@ impl<'a> Act<'a> {
                 Ok(SecretFacts::Generated(fresh))
             }
             Err(client::Error::AlreadyExists { .. }) => {
-                let existing = self.r.client.get(self.r.secret_kind, ns, secret).await?;
+                let existing = secrets.get(secret).await?;
                 Ok(observe::secret_facts(&existing, self.obj, engine))
             }
             Err(e) => Err(e.into()),
@@ -209,29 +202,24 @@ impl<'a> Act<'a> {
     }
 
     async fn record(&self, type_: EventType, reason: DatabaseReason, message: &str) {
-        workload::record(
-            &self.r.recorder,
-            self.r.kind,
-            self.obj,
-            type_,
-            reason.as_str(),
-            message,
-        )
-        .await;
+        workload::record(&self.r.recorder, self.obj, type_, reason.as_str(), message).await;
     }
 
-    async fn write(&self, next: &berth_crds::kinds::database::DatabaseStatus) -> Result<(), Error> {
-        status::update::<DatabaseSpec>(self.r.client.as_ref(), self.r.kind, self.obj, next).await?;
+    async fn write(&self, next: &DatabaseStatus) -> Result<(), Error> {
+        status::update(&self.r.api, self.obj, next).await?;
         Ok(())
     }
 }
 
 /// The finalizer's cleanup: stops and removes the Database's containers, and its volume
 /// under `deletionPolicy: Delete`.
-pub async fn cleanup(r: &DatabaseReconciler, obj: &Value) -> Result<Action, Error> {
-    let name = object::name(obj).to_owned();
-    let ns = object::namespace(obj).unwrap_or_default().to_owned();
-    let docker = r.dockers.for_cleanup(&r.destinations, obj).await?;
+pub async fn cleanup(r: &DatabaseReconciler, db: &Object<DatabaseSpec>) -> Result<Action, Error> {
+    let name = db.name().to_owned();
+    let ns = db.namespace().unwrap_or_default().to_owned();
+    let docker = r
+        .dockers
+        .for_cleanup(&r.destinations, &db.spec.destination)
+        .await?;
     let selector = r.dockers.scoped(Labels::from([
         (label::MANAGED.to_string(), "true".to_string()),
         (label::KIND.to_string(), "Database".to_string()),
@@ -242,18 +230,13 @@ pub async fn cleanup(r: &DatabaseReconciler, obj: &Value) -> Result<Action, Erro
         tracing::info!(container = %c.name, "stopping and removing the database container");
         stop_and_remove(&docker, &c.id).await?;
     }
-    // Cleanup copes with a spec that no longer parses: the volume is then kept.
-    match object::typed::<DatabaseSpec>(obj) {
-        Ok(db) if db.spec.deletion_policy == DeletionPolicy::Delete => {
-            let volume = plan::volume_name(&db.spec, &ns, &name);
-            match docker.remove_volume(&volume).await {
-                Ok(()) => tracing::info!(%volume, "removed the data volume (deletionPolicy: Delete)"),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
+    if db.spec.deletion_policy == DeletionPolicy::Delete {
+        let volume = plan::volume_name(&db.spec, &ns, &name);
+        match docker.remove_volume(&volume).await {
+            Ok(()) => tracing::info!(%volume, "removed the data volume (deletionPolicy: Delete)"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "malformed database: keeping its volume"),
     }
     Ok(Action::await_change())
 }

@@ -14,10 +14,13 @@
 //! - A Secret given by reference must hold `password`; `username` and `database` default
 //!   to the engine's defaults when absent.
 
-use serde_json::{Value, json};
+use berth_crds::{
+    API_VERSION, Object, Resource,
+    kinds::{DatabaseSpec, SecretSpec},
+    meta::OwnerReference,
+};
 
 use super::engine::{Credentials, Engine};
-use crate::object;
 
 /// `spec.type` of generated credential Secrets.
 pub const SECRET_TYPE: &str = "berth.dev/database-credentials";
@@ -65,52 +68,54 @@ pub fn secret_name(database: &str) -> String {
     format!("{database}-credentials")
 }
 
-/// The generated Secret for `db` (a Database object).
-pub fn secret_object(db: &Value, c: &Credentials) -> Value {
-    json!({
-        "apiVersion": "berth.dev/v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": secret_name(object::name(db)),
-            "namespace": object::namespace(db).unwrap_or_default(),
-            "ownerReferences": [{
-                "apiVersion": "berth.dev/v1",
-                "kind": "Database",
-                "name": object::name(db),
-                "uid": object::uid(db),
-                "controller": true,
-            }],
-        },
-        "spec": {
-            "type": SECRET_TYPE,
-            "data": {
-                "username": c.username,
-                "password": c.password,
-                "database": c.database,
-            },
-        },
-    })
+/// The generated Secret for Database `db`.
+pub fn secret_object(db: &Object<DatabaseSpec>, c: &Credentials) -> Object<SecretSpec> {
+    let spec = SecretSpec {
+        type_: Some(SECRET_TYPE.to_owned()),
+        data: [
+            ("username", &c.username),
+            ("password", &c.password),
+            ("database", &c.database),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect(),
+    };
+    let mut secret = Object::new(
+        Some(db.namespace().unwrap_or_default()),
+        &secret_name(db.name()),
+        spec,
+    );
+    secret.metadata.owner_references.push(OwnerReference {
+        api_version: API_VERSION.to_owned(),
+        kind: DatabaseSpec::KIND.to_owned(),
+        name: db.name().to_owned(),
+        uid: db.uid().to_owned(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    });
+    secret
 }
 
 /// Whether `secret` is owned by `db`.
-pub fn owned_by(secret: &Value, db: &Value) -> bool {
-    object::owners(secret)
+pub fn owned_by(secret: &Object<SecretSpec>, db: &Object<DatabaseSpec>) -> bool {
+    secret
+        .metadata
+        .owner_references
         .iter()
-        .any(|(kind, _, uid)| kind == "Database" && uid == object::uid(db))
+        .any(|o| o.kind == DatabaseSpec::KIND && o.uid == db.uid())
 }
 
 /// The credentials in `secret`, with the engine's defaults for a missing username or
 /// database (`db_name` is the Database's name).
-pub fn from_secret(secret: &Value, engine: &Engine, db_name: &str) -> Result<Credentials, Error> {
-    let key = |k: &str| {
-        secret
-            .pointer(&format!("/spec/data/{k}"))
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
+pub fn from_secret(
+    secret: &Object<SecretSpec>,
+    engine: &Engine,
+    db_name: &str,
+) -> Result<Credentials, Error> {
+    let key = |k: &str| secret.spec.data.get(k).filter(|v| !v.is_empty()).cloned();
     let password = key("password").ok_or_else(|| Error::MissingKey {
-        secret: object::name(secret).to_owned(),
+        secret: secret.name().to_owned(),
         key: "password",
     })?;
     let defaults = engine.default_credentials(db_name, password);
@@ -141,20 +146,38 @@ mod tests {
         }
     }
 
+    fn database(uid: &str) -> Object<DatabaseSpec> {
+        let spec = serde_json::from_str(r#"{"engine":"postgresql","destination":"default"}"#).unwrap();
+        let mut db = Object::new(Some("shop"), "orders", spec);
+        db.metadata.uid = Some(uid.into());
+        db
+    }
+
+    fn secret(name: &str, data: &[(&str, &str)]) -> Object<SecretSpec> {
+        let spec = SecretSpec {
+            type_: None,
+            data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        Object::new(Some("shop"), name, spec)
+    }
+
     #[test]
     fn the_generated_secret_is_owned_by_the_database() {
-        let db = json!({"metadata": {"name": "orders", "namespace": "shop", "uid": "u1"}});
+        let db = database("u1");
         let c = Credentials {
             username: "postgres".into(),
             password: "pw".into(),
             database: "orders".into(),
         };
         let s = secret_object(&db, &c);
-        assert_eq!(s["metadata"]["name"], "orders-credentials");
-        assert_eq!(s["metadata"]["ownerReferences"][0]["uid"], "u1");
-        assert_eq!(s["spec"]["data"]["password"], "pw");
+        assert_eq!(s.name(), "orders-credentials");
+        assert_eq!(s.namespace(), Some("shop"));
+        assert_eq!(s.metadata.owner_references[0].uid, "u1");
+        assert_eq!(s.metadata.owner_references[0].controller, Some(true));
+        assert_eq!(s.spec.type_.as_deref(), Some(SECRET_TYPE));
+        assert_eq!(s.spec.data["password"], "pw");
         assert!(owned_by(&s, &db));
-        let other = json!({"metadata": {"name": "orders", "namespace": "shop", "uid": "u2"}});
+        let other = database("u2");
         assert!(!owned_by(&s, &other));
         let t = engine(DatabaseEngine::Postgresql);
         assert_eq!(from_secret(&s, t, "orders").unwrap(), c);
@@ -163,10 +186,10 @@ mod tests {
     #[test]
     fn a_referenced_secret_needs_a_password_and_gets_defaults() {
         let t = engine(DatabaseEngine::Mariadb);
-        let s = json!({"metadata": {"name": "mine"}, "spec": {"data": {"password": "pw"}}});
+        let s = secret("mine", &[("password", "pw")]);
         let c = from_secret(&s, t, "my-db").unwrap();
         assert_eq!((c.username.as_str(), c.database.as_str()), ("berth", "my_db"));
-        let none = json!({"metadata": {"name": "mine"}, "spec": {"data": {"username": "u"}}});
+        let none = secret("mine", &[("username", "u")]);
         assert_eq!(
             from_secret(&none, t, "x").unwrap_err().to_string(),
             "secret \"mine\" has no key \"password\""

@@ -49,20 +49,22 @@ pub mod plan;
 
 use std::sync::Arc;
 
-use berth_crds::{kinds::DatabaseSpec, registry::KindInfo};
-use serde_json::Value;
-use tracing::Instrument;
+use berth_crds::{
+    Object, Resource,
+    kinds::{DatabaseSpec, DestinationSpec, SecretSpec},
+};
+use berth_runtime::Api;
 
 use crate::{
-    client::{self, Client},
-    controller::{Action, Controller, ControllerConfig, Reconciler},
+    client,
+    controller::{Action, Controller, ControllerConfig},
     docker, docker_triggers,
+    dockers::{self, Dockers},
     events::Recorder,
-    finalizer::{self, Event},
+    finalizer::{Finalize, Finalized},
     informer::Informer,
     manager::Manager,
-    object::{self, ObjectRef},
-    server::{self, Dockers},
+    object::ObjectRef,
     status, workload,
 };
 use decide::Plan;
@@ -79,17 +81,9 @@ pub const DESTINATION_INDEX: &str = "destination";
 /// A failed Database reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cached object does not parse as a Database.
-    #[error("database {name:?} is malformed: {source}")]
-    Malformed {
-        /// The database (or its destination).
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The server could not be used.
     #[error(transparent)]
-    Server(#[from] server::Error),
+    Server(#[from] dockers::Error),
     /// A Docker call failed.
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
@@ -112,44 +106,29 @@ pub enum Error {
 
 /// Reconciles Databases.
 pub struct DatabaseReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    secret_kind: &'static KindInfo,
-    secrets: Informer,
-    destinations: Informer,
+    api: Api<DatabaseSpec>,
+    secrets_api: Api<SecretSpec>,
+    secrets: Informer<SecretSpec>,
+    destinations: Informer<DestinationSpec>,
     dockers: Dockers,
     recorder: Recorder,
     tunables: decide::Tunables,
 }
 
-fn str_at(obj: &Value, pointer: &str) -> Vec<String> {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .into_iter()
-        .collect()
-}
-
 /// Adds the Database controller to `manager`.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    dockers: Dockers,
-) -> Result<(), server::Error> {
-    let kind = server::kind("Database")?;
-    let secret_kind = server::kind("Secret")?;
-    let dbs = manager.informer(kind);
-    let secrets = manager.informer(secret_kind);
-    let destinations = manager.informer(server::kind("Destination")?);
-    let servers = manager.informer(server::kind("Server")?);
+pub fn install(manager: &mut Manager, config: ControllerConfig, dockers: Dockers) {
+    let dbs = manager.informer::<DatabaseSpec>();
+    let secrets = manager.informer::<SecretSpec>();
+    let destinations = manager.informer::<DestinationSpec>();
     dbs.add_index(SECRET_INDEX, |db| {
-        let ns = object::namespace(db).unwrap_or_default().to_owned();
-        str_at(db, "/spec/credentialsSecretRef")
-            .into_iter()
+        let ns = db.namespace().unwrap_or_default();
+        db.spec
+            .credentials_secret_ref
+            .iter()
             .map(|s| format!("{ns}/{s}"))
             .collect()
     });
-    dbs.add_index(DESTINATION_INDEX, |db| str_at(db, "/spec/destination"));
+    dbs.add_index(DESTINATION_INDEX, |db| vec![db.spec.destination.clone()]);
     let (by_secret, by_dest) = (dbs.clone(), dbs.clone());
     let connector = dockers.clone();
     let triggers = docker_triggers::owner_triggers(
@@ -157,14 +136,14 @@ pub fn install(
             let d = connector.clone();
             Box::pin(async move { d.local().await })
         }),
-        "Database",
+        DatabaseSpec::KIND,
         dockers.options.scope.clone(),
     );
     let controller = Controller::new(NAME, dbs)
         .with_config(config)
         .owns(&secrets)
         .watches(&secrets, move |s| {
-            let key = format!("{}/{}", object::namespace(s).unwrap_or_default(), object::name(s));
+            let key = format!("{}/{}", s.namespace().unwrap_or_default(), s.name());
             by_secret
                 .by_index(SECRET_INDEX, &key)
                 .iter()
@@ -173,46 +152,47 @@ pub fn install(
         })
         .watches(&destinations, move |d| {
             by_dest
-                .by_index(DESTINATION_INDEX, object::name(d))
+                .by_index(DESTINATION_INDEX, d.name())
                 .iter()
                 .map(|d| ObjectRef::of(d))
                 .collect()
         })
-        .watches(&servers, |_| Vec::new())
+        .reads(dockers.servers())
         .triggers(triggers);
     let reconciler = DatabaseReconciler {
-        client: manager.client_for(NAME),
-        kind,
-        secret_kind,
+        api: manager.api_for(NAME),
+        secrets_api: manager.api_for(NAME),
         secrets,
         destinations,
         dockers,
         recorder: Recorder::new(manager.client_for(NAME), "database-controller"),
         tunables: decide::Tunables::default(),
     };
-    manager.add(controller, reconciler);
-    Ok(())
+    manager.add(controller, Finalized(reconciler));
 }
 
 /// How many decide → act rounds one reconcile may take (a first creation takes five).
 const MAX_ROUNDS: usize = 12;
 
-impl DatabaseReconciler {
+#[async_trait::async_trait]
+impl Finalize<DatabaseSpec> for DatabaseReconciler {
+    type Error = Error;
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self) -> &Api<DatabaseSpec> {
+        &self.api
+    }
+
     /// Observe, then decide and act until a plan is done.
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let db = object::typed::<DatabaseSpec>(obj).map_err(|source| Error::Malformed {
-            name: object::name(obj).to_owned(),
-            source,
-        })?;
+    async fn apply(&self, db: Arc<Object<DatabaseSpec>>) -> Result<Action, Error> {
         let engine = engine::engine(db.spec.engine);
         let caches = observe::Caches {
             secrets: &self.secrets,
             destinations: &self.destinations,
         };
-        let status = db.status.unwrap_or_default();
         let scope = &self.dockers.options.scope;
-        let mut observed = observe::caches(obj, db.spec, status, scope, &caches, engine)?;
-        let mut act = act::Act::new(self, obj);
+        let mut observed = observe::caches(&db, scope, &caches, engine);
+        let mut act = act::Act::new(self, &db);
         for _ in 0..MAX_ROUNDS {
             match decide::decide(&observed, status::now(), &self.tunables) {
                 Plan::Steps(steps) => act.run(steps, &mut observed).await?,
@@ -221,32 +201,8 @@ impl DatabaseReconciler {
         }
         Err(Error::Internal("the plan did not settle"))
     }
-}
 
-#[async_trait::async_trait]
-impl Reconciler for DatabaseReconciler {
-    type Error = finalizer::Error<Error>;
-
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "Database",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        finalizer::finalizer(
-            self.client.as_ref(),
-            self.kind,
-            FINALIZER,
-            obj,
-            |event| async move {
-                match event {
-                    Event::Apply(obj) => self.apply(&obj).await,
-                    Event::Cleanup(obj) => act::cleanup(self, &obj).await,
-                }
-            },
-        )
-        .instrument(span)
-        .await
+    async fn cleanup(&self, db: Arc<Object<DatabaseSpec>>) -> Result<Action, Error> {
+        act::cleanup(self, &db).await
     }
 }

@@ -13,18 +13,19 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use berth_crds::kinds::{DatabaseSpec, DestinationSpec, database::DatabaseStatus};
-use serde_json::Value;
+use berth_crds::{
+    Object,
+    kinds::{DatabaseSpec, DestinationSpec, SecretSpec, database::DatabaseStatus},
+};
 
 use super::{
-    Error,
-    credentials::{self},
+    credentials,
     engine::{Credentials, Engine, ExecPlan},
 };
 use crate::{
     docker::{self, Docker, Labels},
     informer::Informer,
-    object::{self, ObjectRef},
+    object::ObjectRef,
     workload,
 };
 
@@ -140,40 +141,27 @@ pub struct Observed {
 /// The caches a Database reconcile reads.
 pub struct Caches<'a> {
     /// Secrets (credentials and env references).
-    pub secrets: &'a Informer,
+    pub secrets: &'a Informer<SecretSpec>,
     /// Destinations.
-    pub destinations: &'a Informer,
+    pub destinations: &'a Informer<DestinationSpec>,
 }
 
-/// What the caches say about Database `obj` with `spec` and stored `status`; Docker is
-/// not read yet ([`DockerFacts::Unknown`]).
-pub fn caches(
-    obj: &Value,
-    spec: DatabaseSpec,
-    status: DatabaseStatus,
-    scope: &Labels,
-    caches: &Caches<'_>,
-    engine: &Engine,
-) -> Result<Observed, Error> {
-    let name = object::name(obj).to_owned();
-    let ns = object::namespace(obj).unwrap_or_default().to_owned();
-    let destination = match caches.destinations.get(&ObjectRef::cluster(&spec.destination)) {
-        None => None,
-        Some(d) => Some(
-            object::typed::<DestinationSpec>(&d)
-                .map_err(|source| Error::Malformed {
-                    name: spec.destination.clone(),
-                    source,
-                })?
-                .spec,
-        ),
-    };
+/// What the caches say about Database `db`; Docker is not read yet
+/// ([`DockerFacts::Unknown`]).
+pub fn caches(db: &Object<DatabaseSpec>, scope: &Labels, caches: &Caches<'_>, engine: &Engine) -> Observed {
+    let spec = &db.spec;
+    let name = db.name().to_owned();
+    let ns = db.namespace().unwrap_or_default().to_owned();
+    let destination = caches
+        .destinations
+        .get(&ObjectRef::cluster(&spec.destination))
+        .map(|d| d.spec.clone());
     let secret_name = spec
         .credentials_secret_ref
         .clone()
         .unwrap_or_else(|| credentials::secret_name(&name));
     let secret = match caches.secrets.get(&ObjectRef::new(Some(&ns), &secret_name)) {
-        Some(s) => secret_facts(&s, obj, engine),
+        Some(s) => secret_facts(&s, db, engine),
         None => SecretFacts::Missing,
     };
     let mut env_secrets = BTreeMap::new();
@@ -181,20 +169,20 @@ pub fn caches(
         let value = caches
             .secrets
             .get(&ObjectRef::new(Some(&ns), &r.name))
-            .and_then(|s| data(&s, &r.key));
+            .and_then(|s| s.spec.data.get(&r.key).cloned());
         if let Some(value) = value {
             env_secrets.insert((r.name.clone(), r.key.clone()), value);
         }
     }
-    Ok(Observed {
+    Observed {
         id: Identity {
             namespace: ns,
             name,
-            uid: object::uid(obj).to_owned(),
-            generation: object::generation(obj),
+            uid: db.uid().to_owned(),
+            generation: db.generation(),
         },
-        spec,
-        status,
+        spec: spec.clone(),
+        status: db.status.clone().unwrap_or_default(),
         scope: scope.clone(),
         destination,
         secret,
@@ -204,22 +192,15 @@ pub fn caches(
         converged: false,
         probe: None,
         logs: None,
-    })
-}
-
-/// The facts of credentials Secret `secret` for Database `db`.
-pub fn secret_facts(secret: &Value, db: &Value, engine: &Engine) -> SecretFacts {
-    SecretFacts::Found {
-        owned: credentials::owned_by(secret, db),
-        credentials: credentials::from_secret(secret, engine, object::name(db)).map_err(|e| e.to_string()),
     }
 }
 
-fn data(secret: &Value, key: &str) -> Option<String> {
-    secret
-        .pointer(&format!("/spec/data/{key}"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+/// The facts of credentials Secret `secret` for Database `db`.
+pub fn secret_facts(secret: &Object<SecretSpec>, db: &Object<DatabaseSpec>, engine: &Engine) -> SecretFacts {
+    SecretFacts::Found {
+        owned: credentials::owned_by(secret, db),
+        credentials: credentials::from_secret(secret, engine, db.name()).map_err(|e| e.to_string()),
+    }
 }
 
 /// The container named `name`, if there is one.

@@ -18,6 +18,27 @@ use super::error::{Error, Result};
 /// Prometheus counter labelled by operation.
 pub type CallCounter = Arc<dyn Fn(&'static str) + Send + Sync>;
 
+/// Labels of a Docker API call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CallLabels {
+    /// The operation, e.g. `container_create`.
+    pub operation: String,
+}
+
+/// A [`CallCounter`] counting into `berth_docker_api_calls_total{operation}` of `metrics`.
+pub fn metered(metrics: &berth_runtime::Metrics) -> CallCounter {
+    type Calls =
+        prometheus_client::metrics::family::Family<CallLabels, prometheus_client::metrics::counter::Counter>;
+    let calls: Calls = metrics.adapter_family("docker_api_calls", "Docker API calls by operation");
+    Arc::new(move |op| {
+        calls
+            .get_or_create(&CallLabels {
+                operation: op.to_owned(),
+            })
+            .inc();
+    })
+}
+
 /// The default daemon address.
 pub const DEFAULT_URI: &str = "unix:///var/run/docker.sock";
 

@@ -37,7 +37,7 @@ mod spec;
 mod volume;
 
 pub use build::{BuildEvent, BuildOptions, ContextEntry, MODE_SYMLINK, context_tar, with_labels};
-pub use connect::{CallCounter, DEFAULT_URI, Docker};
+pub use connect::{CallCounter, CallLabels, DEFAULT_URI, Docker, metered};
 pub use container::{ContainerState, ContainerSummary, Health};
 pub use error::{Error, Result};
 pub use events::{Action, Event, ObjectType};

@@ -41,17 +41,15 @@ mod sync;
 use std::{collections::BTreeSet, path::PathBuf, sync::Arc, time::Duration};
 
 use berth_crds::{
+    Object,
     kinds::{
         GitRepositorySpec, SecretSpec,
         event::EventType,
-        git_repository::{GitRef, GitRepositoryStatus, InventoryEntry},
+        git_repository::{GitRef, GitRepositoryReason as Reason, GitRepositoryStatus, InventoryEntry},
     },
     meta::{ConditionStatus, REQUESTED_AT},
-    registry::KindInfo,
     rules,
 };
-use serde_json::Value;
-use tracing::Instrument;
 
 use self::sync::{Counts, Failure, Owner};
 use crate::{
@@ -60,8 +58,9 @@ use crate::{
     events::Recorder,
     git::{self, Credentials, Reference, Repositories},
     manager::Manager,
-    object, status,
+    status,
 };
+use berth_runtime::Api;
 
 /// The controller's name (metrics, logs, `--disable-controller`).
 pub const NAME: &str = "gitrepository";
@@ -69,22 +68,11 @@ pub const NAME: &str = "gitrepository";
 /// A failed GitRepository reconcile (the condition says why; it retries with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A kind this controller needs is not registered.
-    #[error("kind {0} is not registered")]
-    NoKind(&'static str),
-    /// The cached object does not parse as a GitRepository.
-    #[error("gitrepository {name:?} is malformed: {source}")]
-    Malformed {
-        /// The GitRepository.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// The sync failed.
     #[error("sync failed ({reason}): {message}")]
     Sync {
         /// The condition reason.
-        reason: &'static str,
+        reason: Reason,
         /// The condition message.
         message: String,
     },
@@ -96,28 +84,25 @@ pub enum Error {
 /// Reconciles GitRepositories.
 pub struct GitRepositoryReconciler {
     client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    secrets: &'static KindInfo,
+    api: Api<GitRepositorySpec>,
+    secrets: Api<SecretSpec>,
     repos: Repositories,
     recorder: Recorder,
 }
 
 /// Adds the GitRepository controller to `manager`; bare repositories are cached under
 /// `cache_dir`.
-pub fn install(manager: &mut Manager, config: ControllerConfig, cache_dir: PathBuf) -> Result<(), Error> {
-    let kind = berth_crds::lookup("GitRepository").ok_or(Error::NoKind("GitRepository"))?;
-    let secrets = berth_crds::lookup("Secret").ok_or(Error::NoKind("Secret"))?;
-    let informer = manager.informer(kind);
+pub fn install(manager: &mut Manager, config: ControllerConfig, cache_dir: PathBuf) {
+    let informer = manager.informer::<GitRepositorySpec>();
     let controller = Controller::new(NAME, informer).with_config(config);
     let reconciler = GitRepositoryReconciler {
         client: manager.client_for(NAME),
-        kind,
-        secrets,
+        api: manager.api_for(NAME),
+        secrets: manager.api_for(NAME),
         repos: Repositories::new(cache_dir),
         recorder: Recorder::new(manager.client_for(NAME), "gitrepository-controller"),
     };
     manager.add(controller, reconciler);
-    Ok(())
 }
 
 /// The reference `spec.ref` names.
@@ -137,31 +122,26 @@ fn short(commit: &str) -> String {
 impl GitRepositoryReconciler {
     async fn credentials(&self, ns: &str, secret: &str) -> Result<Credentials, Failure> {
         let invalid = |m: String| Failure::Fetch(git::Error::InvalidCredentials(m));
-        let obj = match self.client.get(self.secrets, Some(ns), secret).await {
-            Ok(obj) => obj,
+        let found = match self.secrets.within(Some(ns)).get(secret).await {
+            Ok(found) => found,
             Err(client::Error::NotFound { .. }) => {
                 return Err(invalid(format!("secret {secret:?} not found in {ns:?}")));
             }
             Err(e) => return Err(invalid(format!("secret {secret:?}: {e}"))),
         };
-        let typed =
-            object::typed::<SecretSpec>(&obj).map_err(|e| invalid(format!("secret {secret:?}: {e}")))?;
-        Credentials::from_secret_data(&typed.spec.data)
+        Credentials::from_secret_data(&found.spec.data)
             .map_err(|e| invalid(format!("secret {secret:?}: {e}")))
     }
 
-    async fn run(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj).to_owned();
-        let ns = object::namespace(obj).unwrap_or_default().to_owned();
-        if object::is_deleting(obj) {
+    async fn run(&self, obj: &Object<GitRepositorySpec>) -> Result<Action, Error> {
+        let name = obj.name().to_owned();
+        let ns = obj.namespace().unwrap_or_default().to_owned();
+        if obj.is_deleting() {
             return Ok(Action::await_change());
         }
-        let repo = object::typed::<GitRepositorySpec>(obj).map_err(|source| Error::Malformed {
-            name: name.clone(),
-            source,
-        })?;
+        let repo = obj;
         let spec = &repo.spec;
-        let generation = object::generation(obj);
+        let generation = obj.generation();
         let previous = repo.status.clone().unwrap_or_default();
         let mut next = previous.clone();
         next.observed_generation = Some(generation);
@@ -176,21 +156,17 @@ impl GitRepositoryReconciler {
                 &mut next.conditions,
                 "Ready",
                 ConditionStatus::False,
-                "Suspended",
+                Reason::Suspended.as_str(),
                 &message,
                 generation,
                 now,
             );
-            status::update::<GitRepositorySpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+            status::update(&self.api, obj, &next).await?;
             return Ok(Action::await_change());
         }
 
         let interval = rules::parse_duration(&spec.interval).unwrap_or(Duration::from_secs(60));
-        let requested = obj
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(REQUESTED_AT))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let requested = obj.metadata.annotations.get(REQUESTED_AT).cloned();
         let ready = previous
             .conditions
             .iter()
@@ -236,13 +212,13 @@ impl GitRepositoryReconciler {
                 if applied
                     && let Err(e) = self
                         .recorder
-                        .publish(self.kind, obj, EventType::Normal, "Synced", &message)
+                        .publish(obj, EventType::Normal, Reason::Synced.as_str(), &message)
                         .await
                 {
                     tracing::warn!(error = %e, "could not record the Synced event");
                 }
                 tracing::info!(commit = %short(&commit), %counts, applied, "synced");
-                (ConditionStatus::True, "Synced", message)
+                (ConditionStatus::True, Reason::Synced, message)
             }
             Err(SyncError {
                 reason,
@@ -259,10 +235,10 @@ impl GitRepositoryReconciler {
                     Some(c) => format!("commit {}: {failure}", short(c)),
                     None => failure.to_string(),
                 };
-                tracing::warn!(reason, error = %message, "sync failed");
+                tracing::warn!(%reason, error = %message, "sync failed");
                 if let Err(e) = self
                     .recorder
-                    .publish(self.kind, obj, EventType::Warning, reason, &message)
+                    .publish(obj, EventType::Warning, reason.as_str(), &message)
                     .await
                 {
                     tracing::warn!(error = %e, "could not record the {reason} event");
@@ -274,16 +250,16 @@ impl GitRepositoryReconciler {
             &mut next.conditions,
             "Ready",
             state,
-            reason,
+            reason.as_str(),
             &message,
             generation,
             now,
         );
-        status::update::<GitRepositorySpec>(self.client.as_ref(), self.kind, obj, &next).await?;
+        status::update(&self.api, obj, &next).await?;
         match state {
             ConditionStatus::True => Ok(Action::requeue(interval)),
             // The commit will not become valid by retrying: wait for the next poll (or push).
-            _ if reason == "ValidationFailed" => Ok(Action::requeue(interval)),
+            _ if reason == Reason::ValidationFailed => Ok(Action::requeue(interval)),
             _ => Err(Error::Sync { reason, message }),
         }
     }
@@ -297,7 +273,7 @@ impl GitRepositoryReconciler {
         owner: Owner<'_>,
         force: bool,
     ) -> Result<SyncResult, SyncError> {
-        let fail = |reason: &'static str, failure: Failure, commit: Option<&str>| SyncError {
+        let fail = |reason: Reason, failure: Failure, commit: Option<&str>| SyncError {
             reason,
             failure,
             commit: commit.map(str::to_owned),
@@ -307,7 +283,7 @@ impl GitRepositoryReconciler {
             Some(secret) => Some(
                 self.credentials(owner.namespace, secret)
                     .await
-                    .map_err(|f| fail("CredentialsFailed", f, None))?,
+                    .map_err(|f| fail(Reason::CredentialsFailed, f, None))?,
             ),
             None => None,
         };
@@ -318,9 +294,9 @@ impl GitRepositoryReconciler {
             .await
             .map_err(|e| {
                 let reason = match e {
-                    git::Error::AuthFailed { .. } => "AuthFailed",
-                    git::Error::RefNotFound { .. } | git::Error::CommitNotFound { .. } => "RefNotFound",
-                    _ => "FetchFailed",
+                    git::Error::AuthFailed { .. } => Reason::AuthFailed,
+                    git::Error::RefNotFound { .. } | git::Error::CommitNotFound { .. } => Reason::RefNotFound,
+                    _ => Reason::FetchFailed,
                 };
                 fail(reason, Failure::Fetch(e), None)
             })?;
@@ -338,9 +314,9 @@ impl GitRepositoryReconciler {
             .await
             .map_err(|f| {
                 let reason = match f {
-                    Failure::Fetch(git::Error::PathNotFound { .. }) => "PathNotFound",
-                    Failure::Fetch(_) => "FetchFailed",
-                    _ => "ValidationFailed",
+                    Failure::Fetch(git::Error::PathNotFound { .. }) => Reason::PathNotFound,
+                    Failure::Fetch(_) => Reason::FetchFailed,
+                    _ => Reason::ValidationFailed,
                 };
                 fail(reason, f, Some(&commit))
             })?;
@@ -348,9 +324,9 @@ impl GitRepositoryReconciler {
             .await
             .map_err(|f| {
                 let reason = if matches!(f, Failure::Validation(_)) {
-                    "ValidationFailed"
+                    Reason::ValidationFailed
                 } else {
-                    "ApplyFailed"
+                    Reason::ApplyFailed
                 };
                 fail(reason, f, Some(&commit))
             })?;
@@ -362,7 +338,7 @@ impl GitRepositoryReconciler {
             let mut inventory: BTreeSet<_> = previous.inventory.iter().cloned().collect();
             inventory.extend(applied);
             return Err(SyncError {
-                reason: "ApplyFailed",
+                reason: Reason::ApplyFailed,
                 failure,
                 commit: Some(commit),
                 inventory: Some(inventory.into_iter().collect()),
@@ -381,7 +357,7 @@ impl GitRepositoryReconciler {
             inventory.extend(kept);
             if let Err(failure) = outcome {
                 return Err(SyncError {
-                    reason: "PruneFailed",
+                    reason: Reason::PruneFailed,
                     failure,
                     commit: Some(commit),
                     inventory: Some(inventory.into_iter().collect()),
@@ -409,24 +385,18 @@ struct SyncResult {
 /// A failed sync: the condition reason, what failed, at which commit, and the inventory to
 /// record when it changed.
 struct SyncError {
-    reason: &'static str,
+    reason: Reason,
     failure: Failure,
     commit: Option<String>,
     inventory: Option<Vec<InventoryEntry>>,
 }
 
 #[async_trait::async_trait]
-impl Reconciler for GitRepositoryReconciler {
+impl Reconciler<GitRepositorySpec> for GitRepositoryReconciler {
     type Error = Error;
 
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error> {
-        let span = tracing::info_span!(
-            "reconcile",
-            kind = "GitRepository",
-            namespace = %object::namespace(&obj).unwrap_or_default(),
-            name = %object::name(&obj)
-        );
-        self.run(&obj).instrument(span).await
+    async fn reconcile(&self, obj: Arc<Object<GitRepositorySpec>>) -> Result<Action, Self::Error> {
+        self.run(&obj).await
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use berth_crds::{
     apply::{self, Document, Planned},
+    kinds::EnvironmentSpec,
     kinds::git_repository::{InventoryEntry, MANAGED_BY_NAME_LABEL, MANAGED_BY_NAMESPACE_LABEL},
     registry::{self, KindInfo},
 };
@@ -28,15 +29,15 @@ pub(super) struct Owner<'a> {
 impl Owner<'_> {
     /// Whether `obj` carries this owner's labels.
     fn owns(&self, obj: &Value) -> bool {
-        object::label(obj, MANAGED_BY_NAMESPACE_LABEL) == Some(self.namespace)
-            && object::label(obj, MANAGED_BY_NAME_LABEL) == Some(self.name)
+        berth_crds::json::label(obj, MANAGED_BY_NAMESPACE_LABEL) == Some(self.namespace)
+            && berth_crds::json::label(obj, MANAGED_BY_NAME_LABEL) == Some(self.name)
     }
 
     /// The owner named by `obj`'s labels, if any.
     fn of(obj: &Value) -> Option<(&str, &str)> {
         Some((
-            object::label(obj, MANAGED_BY_NAMESPACE_LABEL)?,
-            object::label(obj, MANAGED_BY_NAME_LABEL)?,
+            berth_crds::json::label(obj, MANAGED_BY_NAMESPACE_LABEL)?,
+            berth_crds::json::label(obj, MANAGED_BY_NAME_LABEL)?,
         ))
     }
 }
@@ -204,10 +205,13 @@ fn excused(planned: &Planned, doc: &Document, err: &client::Error) -> bool {
                 && planned.environments.contains(name)
         }
         client::Error::Rejected(message) => {
-            let project = doc.object.pointer("/spec/project").and_then(Value::as_str);
-            doc.info.kind == "Environment"
-                && message.contains("spec.project")
-                && project.is_some_and(|p| planned.projects.contains(p))
+            // The document is an Environment of this same set: read its spec as one.
+            let project = (doc.info.kind == "Environment")
+                .then(|| doc.object.get("spec").cloned())
+                .flatten()
+                .and_then(|spec| serde_json::from_value::<EnvironmentSpec>(spec).ok())
+                .map(|spec| spec.project);
+            message.contains("spec.project") && project.is_some_and(|p| planned.projects.contains(&p))
         }
         _ => false,
     }

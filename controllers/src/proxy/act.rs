@@ -7,8 +7,7 @@
 //!   plan order.
 //! - The first failing step fails the reconcile; later steps are not attempted.
 
-use berth_crds::kinds::ProxySpec;
-use serde_json::Value;
+use berth_crds::{Object, kinds::ProxySpec};
 
 use super::{
     DYNAMIC_DIR, Error, ProxyReconciler,
@@ -16,7 +15,7 @@ use super::{
     decide::{Desired, Report, Slot, Step},
     render,
 };
-use crate::{object, status};
+use crate::status;
 
 impl ProxyReconciler {
     /// Carries out `steps` for Proxy `name` (`spec`), wanting `desired`.
@@ -126,12 +125,12 @@ impl ProxyReconciler {
     }
 
     /// Writes `report` as the status of `obj`, stamping changed conditions with the time.
-    pub(super) async fn report(&self, obj: &Value, report: Report) -> Result<(), Error> {
+    pub(super) async fn report(&self, obj: &Object<ProxySpec>, report: Report) -> Result<(), Error> {
         let Report {
             mut status,
             conditions,
         } = report;
-        let (now, generation) = (status::now(), object::generation(obj));
+        let (now, generation) = (status::now(), obj.generation());
         for c in conditions {
             status::set_condition(
                 &mut status.conditions,
@@ -143,7 +142,7 @@ impl ProxyReconciler {
                 now,
             );
         }
-        status::update::<ProxySpec>(self.client.as_ref(), self.kind, obj, &status).await?;
+        status::update(&self.api, obj, &status).await?;
         Ok(())
     }
 }

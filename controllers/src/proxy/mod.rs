@@ -42,23 +42,26 @@ pub mod traefik;
 
 use std::{sync::Arc, time::Duration};
 
-use berth_crds::{kinds::ProxySpec, registry::KindInfo};
-use serde_json::{Value, json};
+use berth_crds::{
+    Object,
+    kinds::{ApplicationSpec, DestinationSpec, ProxySpec, SecretSpec},
+};
 
 pub use container::{container_name, static_args};
 use decide::{Desired, Next, Refusal, decide};
 
 use crate::{
-    client::{self, Client},
+    client,
     controller::{Action, Controller, ControllerConfig, Reconciler},
     docker::{self, Docker, Labels},
     docker_triggers,
-    finalizer::{self, Event},
+    finalizer::{Finalize, Finalized},
     informer::Informer,
     manager::Manager,
-    object::{self, ObjectRef},
+    object::ObjectRef,
     status,
 };
+use berth_runtime::Api;
 
 /// The controller's name (metrics, logs).
 pub const NAME: &str = "proxy";
@@ -80,19 +83,6 @@ const VERIFY_AGAIN: Duration = Duration::from_millis(100);
 /// A failed Proxy reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A kind berth needs is not registered.
-    #[error("kind {0} is not registered")]
-    MissingKind(&'static str),
-    /// The cached object does not parse as its kind.
-    #[error("{kind} {name:?} is malformed: {source}")]
-    Malformed {
-        /// The kind.
-        kind: &'static str,
-        /// The object.
-        name: String,
-        /// Why.
-        source: serde_json::Error,
-    },
     /// A Docker call failed.
     #[error("docker: {0}")]
     Docker(#[from] docker::Error),
@@ -114,9 +104,6 @@ pub enum Error {
     /// The status could not be written.
     #[error(transparent)]
     Status(#[from] status::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
 }
 
 impl From<Refusal> for Error {
@@ -128,67 +115,45 @@ impl From<Refusal> for Error {
     }
 }
 
-fn kind(name: &'static str) -> Result<&'static KindInfo, Error> {
-    berth_crds::lookup(name).ok_or(Error::MissingKind(name))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
 /// The server an Application runs on, through its Destination.
-fn app_server(app: &Value, destinations: &Informer) -> Option<String> {
-    let dest = str_at(app, "/spec/destination")?;
-    let dest = destinations.get(&ObjectRef::cluster(dest))?;
-    str_at(&dest, "/spec/server").map(str::to_owned)
+fn app_server(app: &Object<ApplicationSpec>, destinations: &Informer<DestinationSpec>) -> Option<String> {
+    let dest = destinations.get(&ObjectRef::cluster(&app.spec.destination))?;
+    Some(dest.spec.server.clone())
 }
 
-fn has_domains(app: &Value) -> bool {
-    app.pointer("/spec/domains")
-        .and_then(Value::as_array)
-        .is_some_and(|d| !d.is_empty())
+fn has_domains(app: &Object<ApplicationSpec>) -> bool {
+    !app.spec.domains.is_empty()
+}
+
+/// The Proxies on `server`.
+fn proxies_on(proxies: &Informer<ProxySpec>, server: Option<&str>) -> Vec<ObjectRef> {
+    server
+        .map(|s| {
+            proxies
+                .by_index(SERVER_INDEX, s)
+                .iter()
+                .map(|p| ObjectRef::of(p))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Adds the Proxy controller to `manager`; it drives containers through `docker`, adding
 /// `extra_labels` to each.
-pub fn install(
-    manager: &mut Manager,
-    config: ControllerConfig,
-    docker: Docker,
-    extra_labels: Labels,
-) -> Result<(), Error> {
-    let (proxy_kind, app_kind, dest_kind, secret_kind) = (
-        kind("Proxy")?,
-        kind("Application")?,
-        kind("Destination")?,
-        kind("Secret")?,
-    );
-    let proxies = manager.informer(proxy_kind);
-    let apps = manager.informer(app_kind);
-    let destinations = manager.informer(dest_kind);
-    proxies.add_index(SERVER_INDEX, |p| {
-        str_at(p, "/spec/server").map(str::to_owned).into_iter().collect()
-    });
-    let to_proxies = |proxies: Informer, server: Option<String>| -> Vec<ObjectRef> {
-        server
-            .map(|s| {
-                proxies
-                    .by_index(SERVER_INDEX, &s)
-                    .iter()
-                    .map(|p| ObjectRef::of(p))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+pub fn install(manager: &mut Manager, config: ControllerConfig, docker: Docker, extra_labels: Labels) {
+    let proxies = manager.informer::<ProxySpec>();
+    let apps = manager.informer::<ApplicationSpec>();
+    let destinations = manager.informer::<DestinationSpec>();
+    proxies.add_index(SERVER_INDEX, |p| vec![p.spec.server.clone()]);
     let controller = Controller::new(NAME, proxies.clone())
         .with_config(config)
         .watches(&apps, {
             let (proxies, destinations) = (proxies.clone(), destinations.clone());
-            move |app| to_proxies(proxies.clone(), app_server(app, &destinations))
+            move |app| proxies_on(&proxies, app_server(app, &destinations).as_deref())
         })
         .watches(&destinations, {
             let proxies = proxies.clone();
-            move |dest| to_proxies(proxies.clone(), str_at(dest, "/spec/server").map(str::to_owned))
+            move |dest| proxies_on(&proxies, Some(&dest.spec.server))
         })
         .triggers(docker_triggers::owner_triggers(
             Box::new({
@@ -201,54 +166,55 @@ pub fn install(
             "Proxy",
             extra_labels.clone(),
         ));
+    let client = manager.client_for(NAME);
     let reconciler = ProxyReconciler {
-        client: manager.client_for(NAME),
-        kind: proxy_kind,
-        secret_kind,
+        api: Api::all(client.clone()),
+        secrets: Api::all(client),
         apps,
         destinations,
         docker,
         extra_labels,
         http: reqwest::Client::new(),
     };
-    manager.add(controller, reconciler);
-    Ok(())
+    manager.add(controller, Finalized(reconciler));
 }
 
 /// Adds the controller that creates a Proxy (named after the server) when an Application
 /// with a domain lands on a server that has none.
-pub fn install_autocreate(manager: &mut Manager, config: ControllerConfig) -> Result<(), Error> {
-    let (proxy_kind, app_kind, dest_kind) = (kind("Proxy")?, kind("Application")?, kind("Destination")?);
-    let apps = manager.informer(app_kind);
-    let proxies = manager.informer(proxy_kind);
-    let destinations = manager.informer(dest_kind);
+pub fn install_autocreate(manager: &mut Manager, config: ControllerConfig) {
+    let apps = manager.informer::<ApplicationSpec>();
+    let proxies = manager.informer::<ProxySpec>();
+    let destinations = manager.informer::<DestinationSpec>();
     let controller = Controller::new(AUTOCREATE_NAME, apps)
         .with_config(config)
-        .watches(&destinations, |_| Vec::new());
+        .reads(&destinations);
     let reconciler = AutoCreate {
-        client: manager.client_for(AUTOCREATE_NAME),
-        proxy_kind,
+        api: manager.api_for(AUTOCREATE_NAME),
         proxies,
         destinations,
     };
     manager.add(controller, reconciler);
-    Ok(())
+}
+
+/// The Proxy auto-created for `server`: named after it, every other field at its default
+/// (as a Proxy created with only `spec.server` is stored).
+fn default_proxy(server: &str) -> Object<ProxySpec> {
+    Object::new(None, server, ProxySpec::for_server(server))
 }
 
 /// Creates missing Proxies for Applications with domains.
 pub struct AutoCreate {
-    client: Arc<dyn Client>,
-    proxy_kind: &'static KindInfo,
-    proxies: Informer,
-    destinations: Informer,
+    api: Api<ProxySpec>,
+    proxies: Informer<ProxySpec>,
+    destinations: Informer<DestinationSpec>,
 }
 
 #[async_trait::async_trait]
-impl Reconciler for AutoCreate {
+impl Reconciler<ApplicationSpec> for AutoCreate {
     type Error = Error;
 
-    async fn reconcile(&self, app: Arc<Value>) -> Result<Action, Error> {
-        if object::is_deleting(&app) || !has_domains(&app) {
+    async fn reconcile(&self, app: Arc<Object<ApplicationSpec>>) -> Result<Action, Error> {
+        if app.is_deleting() || !has_domains(&app) {
             return Ok(Action::await_change());
         }
         let Some(server) = app_server(&app, &self.destinations) else {
@@ -258,14 +224,8 @@ impl Reconciler for AutoCreate {
         if !self.proxies.by_index(SERVER_INDEX, &server).is_empty() {
             return Ok(Action::await_change());
         }
-        let proxy = json!({
-            "apiVersion": "berth.dev/v1",
-            "kind": "Proxy",
-            "metadata": {"name": server},
-            "spec": {"server": server},
-        });
-        match self.client.create(self.proxy_kind, None, proxy).await {
-            Ok(_) => tracing::info!(server, app = object::name(&app), "created the server's proxy"),
+        match self.api.create(&default_proxy(&server)).await {
+            Ok(_) => tracing::info!(server, app = app.name(), "created the server's proxy"),
             Err(client::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -275,41 +235,43 @@ impl Reconciler for AutoCreate {
 
 /// Reconciles Proxies.
 pub struct ProxyReconciler {
-    client: Arc<dyn Client>,
-    kind: &'static KindInfo,
-    secret_kind: &'static KindInfo,
-    apps: Informer,
-    destinations: Informer,
+    api: Api<ProxySpec>,
+    secrets: Api<SecretSpec>,
+    apps: Informer<ApplicationSpec>,
+    destinations: Informer<DestinationSpec>,
     docker: Docker,
     extra_labels: Labels,
     http: reqwest::Client,
 }
 
-impl ProxyReconciler {
+#[async_trait::async_trait]
+impl Finalize<ProxySpec> for ProxyReconciler {
+    type Error = Error;
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn api(&self) -> &Api<ProxySpec> {
+        &self.api
+    }
+
     /// Observe → decide → act, twice when the container had to be created or started.
-    async fn apply(&self, obj: &Value) -> Result<Action, Error> {
-        let name = object::name(obj);
-        let proxy = object::typed::<ProxySpec>(obj).map_err(|source| Error::Malformed {
-            kind: "Proxy",
-            name: name.to_owned(),
-            source,
-        })?;
-        let spec = proxy.spec;
-        let old = proxy.status.unwrap_or_default();
-        let generation = object::generation(obj);
+    async fn apply(&self, proxy: Arc<Object<ProxySpec>>) -> Result<Action, Error> {
+        let name = proxy.name();
+        let spec = &proxy.spec;
+        let old = proxy.status.clone().unwrap_or_default();
+        let generation = proxy.generation();
         let (apps, networks) = self.gather(&spec.server).await;
-        let desired = Desired::new(name, object::uid(obj), &spec, &self.extra_labels, &apps, networks)?;
+        let desired = Desired::new(name, proxy.uid(), spec, &self.extra_labels, &apps, networks)?;
         for after_container_steps in [false, true] {
             let observed = self
                 .observe(&desired.container.name, after_container_steps)
                 .await?;
             let plan = decide(&desired, &observed, &old, generation);
             tracing::debug!(proxy = name, ?plan.steps, "planned");
-            self.act(name, &spec, &desired, &plan.steps).await?;
+            self.act(name, spec, &desired, &plan.steps).await?;
             match plan.next {
                 Next::ObserveAgain => {}
                 Next::Report { report, requeue } => {
-                    self.report(obj, *report).await?;
+                    self.report(&proxy, *report).await?;
                     return Ok(Action::requeue(requeue.after()));
                 }
                 Next::Fail(refusal) => return Err(refusal.into()),
@@ -323,36 +285,14 @@ impl ProxyReconciler {
         Ok(Action::requeue(VERIFY_AGAIN))
     }
 
-    async fn cleanup(&self, obj: &Value) -> Result<Action, Error> {
-        let container = container_name(object::name(obj));
+    async fn cleanup(&self, proxy: Arc<Object<ProxySpec>>) -> Result<Action, Error> {
+        let container = container_name(proxy.name());
         match self.docker.remove_container(&container).await {
             Ok(()) => tracing::info!(container, "removed the proxy container"),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
         Ok(Action::await_change())
-    }
-}
-
-#[async_trait::async_trait]
-impl Reconciler for ProxyReconciler {
-    type Error = Error;
-
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Error> {
-        finalizer::finalizer(
-            self.client.as_ref(),
-            self.kind,
-            FINALIZER,
-            obj,
-            |event| async move {
-                match event {
-                    Event::Apply(obj) => self.apply(&obj).await,
-                    Event::Cleanup(obj) => self.cleanup(&obj).await,
-                }
-            },
-        )
-        .await
-        .map_err(|e| Error::Finalizer(e.to_string()))
     }
 }
 

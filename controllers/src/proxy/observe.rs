@@ -10,13 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use berth_crds::kinds::{ApplicationSpec, application::Protocol};
-use serde_json::Value;
+use berth_crds::kinds::application::Protocol;
 
-use super::{API_PORT, Error, ProxyReconciler, has_domains, render, str_at, traefik};
+use super::{API_PORT, Error, ProxyReconciler, has_domains, render, traefik};
 use crate::{
     docker::{self, label},
-    object::{self, ObjectRef},
+    object::ObjectRef,
 };
 
 /// The Traefik container as observed.
@@ -73,39 +72,26 @@ impl ProxyReconciler {
     pub(super) async fn gather(&self, server: &str) -> (Vec<render::App>, BTreeSet<String>) {
         let mut apps = Vec::new();
         let mut networks = BTreeSet::new();
-        for obj in self.apps.list() {
-            if object::is_deleting(&obj) || !has_domains(&obj) {
+        for app in self.apps.list() {
+            if app.is_deleting() || !has_domains(&app) {
                 continue;
             }
-            let Some(dest) =
-                str_at(&obj, "/spec/destination").and_then(|d| self.destinations.get(&ObjectRef::cluster(d)))
-            else {
+            let Some(dest) = self.destinations.get(&ObjectRef::cluster(&app.spec.destination)) else {
                 continue;
             };
-            if str_at(&dest, "/spec/server") != Some(server) {
+            if dest.spec.server != server {
                 continue;
             }
-            let (ns, name) = (object::namespace(&obj).unwrap_or_default(), object::name(&obj));
-            let spec = match object::typed::<ApplicationSpec>(&obj) {
-                Ok(app) => app.spec,
-                Err(e) => {
-                    tracing::warn!(namespace = ns, app = name, error = %e, "skipping a malformed application");
-                    continue;
-                }
-            };
-            if let Some(network) = str_at(&dest, "/spec/network") {
-                networks.insert(network.to_owned());
-            }
+            let (ns, name) = (app.namespace().unwrap_or_default(), app.name());
+            let spec = &app.spec;
+            networks.insert(dest.spec.network.clone());
             let mut auth = Vec::new();
             for domain in &spec.domains {
                 auth.push(match &domain.basic_auth_secret_ref {
                     None => render::Auth::None,
-                    Some(r) => match self.client.get(self.secret_kind, Some(ns), &r.name).await {
-                        Ok(secret) => match str_at(
-                            &secret,
-                            &format!("/spec/data/{}", r.key.replace('~', "~0").replace('/', "~1")),
-                        ) {
-                            Some(v) => render::Auth::Users(v.to_owned()),
+                    Some(r) => match self.secrets.within(Some(ns)).get(&r.name).await {
+                        Ok(secret) => match secret.spec.data.get(&r.key) {
+                            Some(v) => render::Auth::Users(v.clone()),
                             None => render::Auth::Unavailable(format!(
                                 "secret {:?} has no key {:?}",
                                 r.name, r.key
@@ -115,13 +101,15 @@ impl ProxyReconciler {
                     },
                 });
             }
-            let containers = obj
-                .pointer("/status/containers")
-                .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
-                        .filter_map(|c| str_at(c, "/name").map(str::to_owned))
+            let containers = app
+                .status
+                .as_ref()
+                .map(|status| {
+                    status
+                        .containers
+                        .iter()
+                        .filter(|c| c.ready)
+                        .map(|c| c.name.clone())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -133,7 +121,7 @@ impl ProxyReconciler {
                     .iter()
                     .find(|p| p.protocol == Protocol::Tcp)
                     .map(|p| p.container_port),
-                domains: spec.domains,
+                domains: spec.domains.clone(),
                 auth,
                 containers,
             });

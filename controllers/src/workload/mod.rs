@@ -12,9 +12,8 @@
 //! # Caveats
 //! - Pulls run inside the caller's reconcile: a slow pull holds one worker.
 
-use berth_crds::{kinds::event::EventType, registry::KindInfo};
+use berth_crds::{Object, Resource, kinds::event::EventType};
 use futures::StreamExt;
-use serde_json::Value;
 
 use std::{future::Future, time::Duration};
 
@@ -41,15 +40,14 @@ pub enum Error {
 }
 
 /// Records an event about `obj`; a failure to record is logged, never returned.
-pub async fn record(
+pub async fn record<K: Resource>(
     recorder: &Recorder,
-    kind: &KindInfo,
-    obj: &Value,
+    obj: &Object<K>,
     type_: EventType,
     reason: &str,
     message: &str,
 ) {
-    if let Err(e) = recorder.publish(kind, obj, type_, reason, message).await {
+    if let Err(e) = recorder.publish(obj, type_, reason, message).await {
         tracing::warn!(error = %e, reason, "cannot record event");
     }
 }
@@ -60,15 +58,15 @@ pub const PULL_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// The image, pulled first unless the daemon has it: events `Pulling` and `Pulled` (with the
 /// time taken, layers, bytes and digest) or `ImagePullFailed` on `obj`, and `progress` called
 /// with a one-line summary at most every [`PULL_PROGRESS_EVERY`] while it pulls.
-pub async fn ensure_image<F, Fut>(
+pub async fn ensure_image<K, F, Fut>(
     docker: &Docker,
     recorder: &Recorder,
-    kind: &KindInfo,
-    obj: &Value,
+    obj: &Object<K>,
     image: &str,
     mut progress: F,
 ) -> Result<ImageInfo, Error>
 where
+    K: Resource,
     F: FnMut(String) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -80,7 +78,6 @@ where
     let normal = EventType::Normal;
     record(
         recorder,
-        kind,
         obj,
         normal,
         "Pulling",
@@ -96,15 +93,7 @@ where
             Ok(p) => p,
             Err(e) => {
                 let message = e.to_string();
-                record(
-                    recorder,
-                    kind,
-                    obj,
-                    EventType::Warning,
-                    "ImagePullFailed",
-                    &message,
-                )
-                .await;
+                record(recorder, obj, EventType::Warning, "ImagePullFailed", &message).await;
                 return Err(Error::ImagePull {
                     image: image.to_owned(),
                     message,
@@ -123,7 +112,7 @@ where
         started.elapsed().as_secs_f64(),
         meter.summary()
     );
-    record(recorder, kind, obj, normal, "Pulled", &message).await;
+    record(recorder, obj, normal, "Pulled", &message).await;
     Ok(docker.inspect_image(image).await?)
 }
 

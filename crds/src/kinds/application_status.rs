@@ -51,181 +51,91 @@ pub struct ApplicationStatus {
     pub containers: Vec<AppContainer>,
 }
 
-/// Where an Application stands as a whole (`status.phase`); in the API a plain string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ApplicationPhase {
-    /// Nothing runs yet (a Git source whose first image is not built).
-    Pending,
-    /// A rollout runs: new replicas are not all ready yet.
-    Progressing,
-    /// Every replica of the current config is ready.
-    Running,
-    /// Something is wrong while something may still serve: a failed rollout (the previous
-    /// version keeps serving) or a crash loop.
-    Degraded,
-    /// Zero replicas are asked for, and none runs.
-    Stopped,
-    /// The app cannot run as specified (destination, server, secret, image...).
-    Failed,
-}
-
-impl ApplicationPhase {
-    /// The phase as it reads in the API.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Progressing => "Progressing",
-            Self::Running => "Running",
-            Self::Degraded => "Degraded",
-            Self::Stopped => "Stopped",
-            Self::Failed => "Failed",
-        }
+crate::api_words! {
+    /// Where an Application stands as a whole (`status.phase`); in the API a plain string.
+    #[derive(Serialize, Deserialize)]
+    pub enum ApplicationPhase {
+        /// Nothing runs yet (a Git source whose first image is not built).
+        Pending,
+        /// A rollout runs: new replicas are not all ready yet.
+        Progressing,
+        /// Every replica of the current config is ready.
+        Running,
+        /// Something is wrong while something may still serve: a failed rollout (the previous
+        /// version keeps serving) or a crash loop.
+        Degraded,
+        /// Zero replicas are asked for, and none runs.
+        Stopped,
+        /// The app cannot run as specified (destination, server, secret, image...).
+        Failed,
     }
 }
 
-impl std::fmt::Display for ApplicationPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::api_words! {
+    /// The condition types of an Application.
+    pub enum AppCondition {
+        /// Whether the app serves: its ready replicas answer (and its route is live).
+        Ready,
+        /// Whether a rollout (or a build, for Git sources) is under way, and how it went.
+        Progressing,
+        /// Whether something is wrong though the app may serve (failed rollout, crash loop).
+        Degraded,
+        /// For Git sources: how the latest build went.
+        Built,
+        /// For Git sources: whether the ref could be resolved.
+        Fetched,
     }
 }
 
-/// The condition types of an Application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AppCondition {
-    /// Whether the app serves: its ready replicas answer (and its route is live).
-    Ready,
-    /// Whether a rollout (or a build, for Git sources) is under way, and how it went.
-    Progressing,
-    /// Whether something is wrong though the app may serve (failed rollout, crash loop).
-    Degraded,
-    /// For Git sources: how the latest build went.
-    Built,
-    /// For Git sources: whether the ref could be resolved.
-    Fetched,
-}
-
-impl AppCondition {
-    /// The condition's `type` in the API.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "Ready",
-            Self::Progressing => "Progressing",
-            Self::Degraded => "Degraded",
-            Self::Built => "Built",
-            Self::Fetched => "Fetched",
-        }
-    }
-}
-
-impl std::fmt::Display for AppCondition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The reasons of an Application's conditions (and of its events of the same name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AppReason {
-    /// `spec.destination` names no Destination.
-    DestinationNotFound,
-    /// The destination's server cannot be reached.
-    ServerUnavailable,
-    /// An env var names a Secret or key that does not exist.
-    SecretNotFound,
-    /// A bind mount lies outside `--host-root`.
-    HostPathForbidden,
-    /// A Git source has no image built yet.
-    NoImage,
-    /// The image could not be pulled.
-    ImagePullFailed,
-    /// The image is being pulled.
-    PullingImage,
-    /// The containers are ready but the proxy does not route to them yet.
-    RouteNotLive,
-    /// New replicas did not become ready within the progress deadline.
-    HealthCheckFailed,
-    /// The previous version serves while the new one is not ready.
-    PreviousVersionServing,
-    /// A replica keeps exiting.
-    CrashLoopBackOff,
-    /// Every replica is ready.
-    ReplicasReady,
-    /// The rollout finished.
-    RolloutComplete,
-    /// Nothing is wrong.
-    Healthy,
-    /// No replica is ready.
-    ReplicasNotReady,
-    /// New replicas are starting beside the old ones.
-    RollingUpdate,
-    /// Nothing to run yet.
-    Pending,
-    /// A Git source's image is being built.
-    Building,
-    /// A Git source's build failed.
-    BuildFailed,
-    /// A Git source's image was built.
-    Built,
-    /// Git sources are off (no Git cache directory).
-    GitDisabled,
-    /// The Git ref was resolved to a commit.
-    Resolved,
-    /// The Git ref could not be resolved.
-    FetchFailed,
-}
-
-impl AppReason {
-    /// The reason as it reads in the API.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::DestinationNotFound => "DestinationNotFound",
-            Self::ServerUnavailable => "ServerUnavailable",
-            Self::SecretNotFound => "SecretNotFound",
-            Self::HostPathForbidden => "HostPathForbidden",
-            Self::NoImage => "NoImage",
-            Self::ImagePullFailed => "ImagePullFailed",
-            Self::PullingImage => "PullingImage",
-            Self::RouteNotLive => "RouteNotLive",
-            Self::HealthCheckFailed => "HealthCheckFailed",
-            Self::PreviousVersionServing => "PreviousVersionServing",
-            Self::CrashLoopBackOff => "CrashLoopBackOff",
-            Self::ReplicasReady => "ReplicasReady",
-            Self::RolloutComplete => "RolloutComplete",
-            Self::Healthy => "Healthy",
-            Self::ReplicasNotReady => "ReplicasNotReady",
-            Self::RollingUpdate => "RollingUpdate",
-            Self::Pending => "Pending",
-            Self::Building => "Building",
-            Self::BuildFailed => "BuildFailed",
-            Self::Built => "Built",
-            Self::GitDisabled => "GitDisabled",
-            Self::Resolved => "Resolved",
-            Self::FetchFailed => "FetchFailed",
-        }
-    }
-}
-
-impl std::fmt::Display for AppReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<AppReason> for str {
-    fn eq(&self, other: &AppReason) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<AppReason> for String {
-    fn eq(&self, other: &AppReason) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<AppCondition> for String {
-    fn eq(&self, other: &AppCondition) -> bool {
-        self == other.as_str()
+crate::api_words! {
+    /// The reasons of an Application's conditions (and of its events of the same name).
+    pub enum AppReason {
+        /// `spec.destination` names no Destination.
+        DestinationNotFound,
+        /// The destination's server cannot be reached.
+        ServerUnavailable,
+        /// An env var names a Secret or key that does not exist.
+        SecretNotFound,
+        /// A bind mount lies outside `--host-root`.
+        HostPathForbidden,
+        /// A Git source has no image built yet.
+        NoImage,
+        /// The image could not be pulled.
+        ImagePullFailed,
+        /// The image is being pulled.
+        PullingImage,
+        /// The containers are ready but the proxy does not route to them yet.
+        RouteNotLive,
+        /// New replicas did not become ready within the progress deadline.
+        HealthCheckFailed,
+        /// The previous version serves while the new one is not ready.
+        PreviousVersionServing,
+        /// A replica keeps exiting.
+        CrashLoopBackOff,
+        /// Every replica is ready.
+        ReplicasReady,
+        /// The rollout finished.
+        RolloutComplete,
+        /// Nothing is wrong.
+        Healthy,
+        /// No replica is ready.
+        ReplicasNotReady,
+        /// New replicas are starting beside the old ones.
+        RollingUpdate,
+        /// Nothing to run yet.
+        Pending,
+        /// A Git source's image is being built.
+        Building,
+        /// A Git source's build failed.
+        BuildFailed,
+        /// A Git source's image was built.
+        Built,
+        /// Git sources are off (no Git cache directory).
+        GitDisabled,
+        /// The Git ref was resolved to a commit.
+        Resolved,
+        /// The Git ref could not be resolved.
+        FetchFailed,
     }
 }
 

@@ -190,112 +190,50 @@ impl Resource for DatabaseSpec {
     }
 }
 
-/// The condition types of a Database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DatabaseCondition {
-    /// Whether the engine answers its own readiness probe.
-    Ready,
-    /// Whether a (re)start is under way, and how it went.
-    Progressing,
-}
-
-impl DatabaseCondition {
-    /// The condition's `type` in the API.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "Ready",
-            Self::Progressing => "Progressing",
-        }
+crate::api_words! {
+    /// The condition types of a Database.
+    pub enum DatabaseCondition {
+        /// Whether the engine answers its own readiness probe.
+        Ready,
+        /// Whether a (re)start is under way, and how it went.
+        Progressing,
     }
 }
 
-impl std::fmt::Display for DatabaseCondition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The reasons of a Database's conditions and events; in the API a plain string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DatabaseReason {
-    /// `spec.destination` names no Destination.
-    DestinationNotFound,
-    /// The destination's server cannot be reached.
-    ServerUnavailable,
-    /// A Secret (credentials or an env var's) or one of its keys does not exist.
-    SecretNotFound,
-    /// The credentials Secret lacks a required key.
-    InvalidCredentials,
-    /// `<name>-credentials` exists and is not owned by the Database.
-    SecretConflict,
-    /// The spec cannot be run (an env var overrides a credential variable).
-    InvalidSpec,
-    /// A container of the Database's name is not a berth Database container.
-    ContainerConflict,
-    /// The image could not be pulled.
-    ImagePullFailed,
-    /// The image is being pulled.
-    PullingImage,
-    /// The engine is starting and has not passed its probe yet.
-    Starting,
-    /// The engine did not pass its probe within the progress deadline.
-    ProbeFailed,
-    /// The engine answers its readiness probe.
-    EngineReady,
-    /// The current config runs and is ready.
-    Available,
-    /// Event: the credentials Secret was generated.
-    CredentialsGenerated,
-    /// Event: the container is replaced to run a changed config.
-    Restarting,
-    /// Event: the container was created and started.
-    Started,
-}
-
-impl DatabaseReason {
-    /// The reason as it reads in the API.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::DestinationNotFound => "DestinationNotFound",
-            Self::ServerUnavailable => "ServerUnavailable",
-            Self::SecretNotFound => "SecretNotFound",
-            Self::InvalidCredentials => "InvalidCredentials",
-            Self::SecretConflict => "SecretConflict",
-            Self::InvalidSpec => "InvalidSpec",
-            Self::ContainerConflict => "ContainerConflict",
-            Self::ImagePullFailed => "ImagePullFailed",
-            Self::PullingImage => "PullingImage",
-            Self::Starting => "Starting",
-            Self::ProbeFailed => "ProbeFailed",
-            Self::EngineReady => "EngineReady",
-            Self::Available => "Available",
-            Self::CredentialsGenerated => "CredentialsGenerated",
-            Self::Restarting => "Restarting",
-            Self::Started => "Started",
-        }
-    }
-}
-
-impl std::fmt::Display for DatabaseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<DatabaseReason> for str {
-    fn eq(&self, other: &DatabaseReason) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<DatabaseReason> for String {
-    fn eq(&self, other: &DatabaseReason) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<DatabaseCondition> for String {
-    fn eq(&self, other: &DatabaseCondition) -> bool {
-        self == other.as_str()
+crate::api_words! {
+    /// The reasons of a Database's conditions and events; in the API a plain string.
+    pub enum DatabaseReason {
+        /// `spec.destination` names no Destination.
+        DestinationNotFound,
+        /// The destination's server cannot be reached.
+        ServerUnavailable,
+        /// A Secret (credentials or an env var's) or one of its keys does not exist.
+        SecretNotFound,
+        /// The credentials Secret lacks a required key.
+        InvalidCredentials,
+        /// `<name>-credentials` exists and is not owned by the Database.
+        SecretConflict,
+        /// The spec cannot be run (an env var overrides a credential variable).
+        InvalidSpec,
+        /// A container of the Database's name is not a berth Database container.
+        ContainerConflict,
+        /// The image could not be pulled.
+        ImagePullFailed,
+        /// The image is being pulled.
+        PullingImage,
+        /// The engine is starting and has not passed its probe yet.
+        Starting,
+        /// The engine did not pass its probe within the progress deadline.
+        ProbeFailed,
+        /// The engine answers its readiness probe.
+        EngineReady,
+        /// The current config runs and is ready.
+        Available,
+        /// Event: the credentials Secret was generated.
+        CredentialsGenerated,
+        /// Event: the container is replaced to run a changed config.
+        Restarting,
+        /// Event: the container was created and started.
+        Started,
     }
 }

@@ -205,3 +205,29 @@ impl Resource for GitRepositorySpec {
         }
     }
 }
+
+crate::api_words! {
+    /// Why a GitRepository's `Ready` condition is what it is (its `reason`).
+    pub enum GitRepositoryReason {
+        /// Syncing is suspended.
+        Suspended,
+        /// The commit was applied (or already was).
+        Synced,
+        /// The credentials Secret is missing or unusable.
+        CredentialsFailed,
+        /// The remote refused the credentials.
+        AuthFailed,
+        /// The fetch failed.
+        FetchFailed,
+        /// The branch, tag or commit does not exist.
+        RefNotFound,
+        /// `spec.path` does not exist in the commit.
+        PathNotFound,
+        /// A document of the commit is invalid; retrying will not help.
+        ValidationFailed,
+        /// An object could not be applied.
+        ApplyFailed,
+        /// An object that left the repository could not be deleted.
+        PruneFailed,
+    }
+}

@@ -43,6 +43,22 @@ pub struct ProxySpec {
     pub listen_address: Option<String>,
 }
 
+impl ProxySpec {
+    /// The spec of a proxy on `server` with every other field at its default: what a
+    /// manifest naming only `spec.server` becomes.
+    pub fn for_server(server: &str) -> Self {
+        Self {
+            server: server.to_owned(),
+            image: default_image(),
+            http_port: default_http_port(),
+            https_port: default_https_port(),
+            acme: None,
+            dashboard: false,
+            listen_address: None,
+        }
+    }
+}
+
 fn default_image() -> String {
     DEFAULT_PROXY_IMAGE.to_string()
 }
@@ -102,59 +118,29 @@ pub struct ProxyStatus {
     pub backends: BTreeMap<String, Vec<String>>,
 }
 
-/// The condition types a Proxy's status carries (`status.conditions[].type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ProxyCondition {
-    /// The Traefik container runs.
-    Running,
-    /// The wanted routing configuration is the only one live in Traefik.
-    Ready,
-}
-
-impl ProxyCondition {
-    /// The condition type as written in the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "Running",
-            Self::Ready => "Ready",
-        }
+crate::api_words! {
+    /// The condition types a Proxy's status carries (`status.conditions[].type`).
+    #[derive(Serialize, Deserialize)]
+    pub enum ProxyCondition {
+        /// The Traefik container runs.
+        Running,
+        /// The wanted routing configuration is the only one live in Traefik.
+        Ready,
     }
 }
 
-impl std::fmt::Display for ProxyCondition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a Proxy condition has its status (`status.conditions[].reason`, a string in the API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ProxyReason {
-    /// `Running`: the state of the Traefik container.
-    Container,
-    /// `Ready=True`: the wanted revision is the only one live and Traefik reports no error.
-    ConfigLive,
-    /// `Ready=False`: the wanted revision is live but Traefik reports configuration errors.
-    ConfigErrors,
-    /// `Ready=False`: the wanted revision is not (the only one) live yet.
-    ConfigPending,
-}
-
-impl ProxyReason {
-    /// The reason as written in the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Container => "Container",
-            Self::ConfigLive => "ConfigLive",
-            Self::ConfigErrors => "ConfigErrors",
-            Self::ConfigPending => "ConfigPending",
-        }
-    }
-}
-
-impl std::fmt::Display for ProxyReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::api_words! {
+    /// Why a Proxy condition has its status (`status.conditions[].reason`, a string in the API).
+    #[derive(Serialize, Deserialize)]
+    pub enum ProxyReason {
+        /// `Running`: the state of the Traefik container.
+        Container,
+        /// `Ready=True`: the wanted revision is the only one live and Traefik reports no error.
+        ConfigLive,
+        /// `Ready=False`: the wanted revision is live but Traefik reports configuration errors.
+        ConfigErrors,
+        /// `Ready=False`: the wanted revision is not (the only one) live yet.
+        ConfigPending,
     }
 }
 
@@ -211,6 +197,13 @@ impl Resource for ProxySpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn for_server_is_a_manifest_naming_only_the_server() {
+        let parsed: ProxySpec =
+            serde_json::from_value(serde_json::json!({"server": "s1"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ProxySpec::for_server("s1"), parsed);
+    }
 
     #[test]
     fn condition_names_serialize_as_their_status_strings() {

@@ -212,3 +212,15 @@ impl Resource for ServerSpec {
         }
     }
 }
+
+crate::api_words! {
+    /// Why a Server's `Ready` condition is what it is (its `reason`).
+    pub enum ServerReason {
+        /// The daemon answered.
+        Reachable,
+        /// The daemon did not answer (the message says why); retried with backoff.
+        Unreachable,
+        /// berth cannot drive this kind of server yet; not retried.
+        Unsupported,
+    }
+}

@@ -6,10 +6,16 @@
 //! - Families: `berth_workqueue_depth{controller}`, `berth_reconcile_total{controller}`,
 //!   `berth_reconcile_errors_total{controller}`, `berth_reconcile_duration_seconds{controller}`,
 //!   `berth_watch_restarts_total{kind}`, `berth_informer_relists_total{kind}`,
-//!   `berth_api_writes_total{controller,verb}`, `berth_docker_api_calls_total{operation}`,
+//!   `berth_informer_malformed_total{kind}`, `berth_api_writes_total{controller,verb}`,
 //!   `berth_leader` (1 while this process runs the controllers).
+//! - Adapters add their own families to the same registry ([`Metrics::register`]): the
+//!   Docker adapter's `berth_docker_api_calls_total{operation}`, for one.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    any::Any,
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -45,17 +51,11 @@ pub struct WriteLabels {
     pub verb: String,
 }
 
-/// Labels of a Docker API call.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DockerLabels {
-    /// The operation, e.g. `container_create`.
-    pub operation: String,
-}
-
 /// Every metric of the runtime, cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
+    adapters: Arc<Mutex<HashMap<&'static str, Box<dyn Any + Send>>>>,
     /// Keys ready in each controller's queue.
     pub queue_depth: Family<ControllerLabels, Gauge>,
     /// Reconciles run.
@@ -68,10 +68,10 @@ pub struct Metrics {
     pub watch_restarts: Family<KindLabels, Counter>,
     /// Full lists (at start and after Gone).
     pub relists: Family<KindLabels, Counter>,
+    /// Stored objects that did not parse as their kind (once per resourceVersion).
+    pub malformed: Family<KindLabels, Counter>,
     /// Writes through the API by controllers.
     pub api_writes: Family<WriteLabels, Counter>,
-    /// Docker API calls, incremented by the Docker adapter.
-    pub docker_calls: Family<DockerLabels, Counter>,
     /// 1 while this process holds leadership and runs the controllers.
     pub leader: Gauge,
 }
@@ -94,6 +94,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("berth");
         let m = Self {
             registry: Arc::new(Mutex::new(Registry::default())),
+            adapters: Arc::new(Mutex::new(HashMap::new())),
             queue_depth: Family::default(),
             reconciles: Family::default(),
             reconcile_errors: Family::default(),
@@ -102,8 +103,8 @@ impl Metrics {
             }),
             watch_restarts: Family::default(),
             relists: Family::default(),
+            malformed: Family::default(),
             api_writes: Family::default(),
-            docker_calls: Family::default(),
             leader: Gauge::default(),
         };
         registry.register(
@@ -134,9 +135,9 @@ impl Metrics {
             m.api_writes.clone(),
         );
         registry.register(
-            "docker_api_calls",
-            "Docker API calls by operation",
-            m.docker_calls.clone(),
+            "informer_malformed",
+            "Stored objects that did not parse as their kind",
+            m.malformed.clone(),
         );
         registry.register(
             "leader",
@@ -156,13 +157,24 @@ impl Metrics {
         }
     }
 
-    /// Counts one Docker API call (for the Docker adapter).
-    pub fn docker_call(&self, operation: &str) {
-        self.docker_calls
-            .get_or_create(&DockerLabels {
-                operation: operation.to_owned(),
-            })
-            .inc();
+    /// The family `name` of an adapter (rendered as `berth_<name>`, with `_total` for
+    /// counters), registered on first use; later calls with the same name and type return
+    /// the same family, so an adapter set up once per leadership term counts on.
+    pub fn adapter_family<M>(&self, name: &'static str, help: &str) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone + Default,
+    {
+        let mut adapters = self.adapters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = adapters.get(name).and_then(|m| m.downcast_ref::<M>()) {
+            return m.clone();
+        }
+        let metric = M::default();
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric.clone());
+        adapters.insert(name, Box::new(metric.clone()));
+        metric
     }
 
     /// Sum of API writes by `controller` (every verb).
@@ -199,14 +211,17 @@ mod tests {
     fn renders_every_family() {
         let m = Metrics::new();
         m.reconciles.get_or_create(&Metrics::controller("project")).inc();
-        m.docker_call("container_create");
+        let calls: Family<KindLabels, Counter> = m.adapter_family("adapter_calls", "Calls by an adapter");
+        calls.get_or_create(&KindLabels { kind: "x".into() }).inc();
+        let again: Family<KindLabels, Counter> = m.adapter_family("adapter_calls", "Calls by an adapter");
+        again.get_or_create(&KindLabels { kind: "x".into() }).inc();
         m.leader.set(1);
         let text = m.render();
         assert!(
             text.contains("berth_reconcile_total{controller=\"project\"} 1"),
             "{text}"
         );
-        assert!(text.contains("berth_docker_api_calls_total{operation=\"container_create\"} 1"));
+        assert!(text.contains("berth_adapter_calls_total{kind=\"x\"} 2"), "{text}");
         assert!(text.contains("berth_leader 1"));
         assert!(text.ends_with("# EOF\n"));
     }

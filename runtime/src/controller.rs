@@ -5,7 +5,9 @@
 //!   ownerReferences ([`Controller::owns`]); any kind through a mapper, e.g. an index lookup
 //!   ([`Controller::watches`]); external key streams such as Docker events
 //!   ([`Controller::triggers`]); and a periodic resync of every cached key (a safety net).
-//! - Workers start only once every informer the controller reads has listed.
+//! - Workers start only once every informer the controller reads has listed: its own, those
+//!   it watches, and those it only reads ([`Controller::reads`]).
+//! - Each reconcile runs in a `reconcile` span carrying controller, kind, namespace and name.
 //! - A key is never reconciled by two workers at once; changes during a reconcile run it
 //!   again afterwards (see [`crate::queue`]). The reconciler sees the cached object as of
 //!   the start of its run, so the last run after a burst sees the final state.
@@ -20,16 +22,16 @@
 
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
+use berth_crds::{Object, Resource};
 use futures::{FutureExt, Stream, StreamExt, future::BoxFuture};
-use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    informer::{Change, Informer},
+    informer::{Change, Informer, Ready},
     metrics::Metrics,
-    object::{self, ObjectRef},
+    object::ObjectRef,
     queue::{QueueConfig, WorkQueue},
 };
 
@@ -78,14 +80,14 @@ impl Action {
     }
 }
 
-/// The per-kind logic: converge one object towards its spec. Must be idempotent.
+/// The per-kind logic: converge one object of kind `K` towards its spec. Must be idempotent.
 #[async_trait::async_trait]
-pub trait Reconciler: Send + Sync + 'static {
+pub trait Reconciler<K: Resource>: Send + Sync + 'static {
     /// The reconciler's error; any error retries the key with backoff.
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Reconciles `obj` (read from the informer's cache).
-    async fn reconcile(&self, obj: Arc<Value>) -> Result<Action, Self::Error>;
+    async fn reconcile(&self, obj: Arc<Object<K>>) -> Result<Action, Self::Error>;
 }
 
 /// Tunables of a controller.
@@ -114,28 +116,28 @@ impl Default for ControllerConfig {
 
 type Registration = Box<dyn FnOnce(Arc<WorkQueue<ObjectRef>>) + Send>;
 
-/// A controller for one kind, built up with triggers, then [`Controller::run`].
-pub struct Controller {
+/// A controller for kind `K`, built up with triggers, then [`Controller::run`].
+pub struct Controller<K: Resource> {
     name: String,
-    informer: Informer,
-    reads: Vec<Informer>,
+    informer: Informer<K>,
+    reads: Vec<Ready>,
     registrations: Vec<Registration>,
     externals: Vec<futures::stream::BoxStream<'static, ObjectRef>>,
     config: ControllerConfig,
 }
 
-impl std::fmt::Debug for Controller {
+impl<K: Resource> std::fmt::Debug for Controller<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("name", &self.name)
-            .field("kind", &self.informer.kind().kind)
+            .field("kind", &K::KIND)
             .finish_non_exhaustive()
     }
 }
 
-impl Controller {
+impl<K: Resource> Controller<K> {
     /// A controller named `name` (metrics, logs) reconciling the objects of `informer`.
-    pub fn new(name: &str, informer: Informer) -> Self {
+    pub fn new(name: &str, informer: Informer<K>) -> Self {
         let own: Registration = {
             let informer = informer.clone();
             Box::new(move |queue| {
@@ -148,7 +150,7 @@ impl Controller {
         };
         Self {
             name: name.to_owned(),
-            reads: vec![informer.clone()],
+            reads: vec![informer.ready_signal()],
             informer,
             registrations: vec![own],
             externals: Vec::new(),
@@ -180,35 +182,36 @@ impl Controller {
     }
 
     /// Reconciles the owner (of this controller's kind) when an object of `owned` changes.
-    pub fn owns(self, owned: &Informer) -> Self {
-        let kind = self.informer.kind();
+    pub fn owns<O: Resource>(self, owned: &Informer<O>) -> Self {
         self.watches(owned, move |obj| {
-            object::owners(obj)
-                .into_iter()
-                .filter(|(k, _, _)| k == kind.kind)
-                .map(|(_, name, _)| {
-                    let ns = if kind.namespaced {
-                        object::namespace(obj)
-                    } else {
-                        None
-                    };
-                    ObjectRef::new(ns, &name)
-                })
+            let ns = if K::NAMESPACED { obj.namespace() } else { None };
+            obj.metadata
+                .owner_references
+                .iter()
+                .filter(|o| o.kind == K::KIND)
+                .map(|o| ObjectRef::new(ns, &o.name))
                 .collect()
         })
     }
 
+    /// Waits for `other`'s first list before reconciling, without being triggered by it:
+    /// for a cache the reconciler reads but whose changes do not concern it.
+    pub fn reads<O: Resource>(mut self, other: &Informer<O>) -> Self {
+        self.reads.push(other.ready_signal());
+        self
+    }
+
     /// Reconciles the keys `map` returns for each changed object of `other` (before and
     /// after the change), e.g. a Secret mapped to the Applications using it via an index.
-    pub fn watches(
+    pub fn watches<O: Resource>(
         mut self,
-        other: &Informer,
-        map: impl Fn(&Value) -> Vec<ObjectRef> + Send + Sync + 'static,
+        other: &Informer<O>,
+        map: impl Fn(&Object<O>) -> Vec<ObjectRef> + Send + Sync + 'static,
     ) -> Self {
         let other_informer = other.clone();
-        self.reads.push(other.clone());
+        self.reads.push(other.ready_signal());
         self.registrations.push(Box::new(move |queue| {
-            other_informer.subscribe(move |change: &Change| {
+            other_informer.subscribe(move |change: &Change<O>| {
                 for obj in change.old.iter().chain(change.new.iter()) {
                     for key in map(obj) {
                         queue.add(key);
@@ -226,7 +229,7 @@ impl Controller {
     }
 
     /// Runs until `shutdown`, then drains (see the module docs).
-    pub fn run<R: Reconciler>(
+    pub fn run<R: Reconciler<K>>(
         self,
         reconciler: Arc<R>,
         metrics: Metrics,
@@ -260,7 +263,7 @@ impl Controller {
         let reads = self.reads;
         let config = self.config;
         async move {
-            let ready = futures::future::join_all(reads.iter().map(Informer::wait_ready));
+            let ready = futures::future::join_all(reads.into_iter().map(Ready::wait));
             tokio::select! {
                 _ = ready => {}
                 () = shutdown.cancelled() => {
@@ -269,7 +272,7 @@ impl Controller {
                     return;
                 }
             }
-            tracing::info!(controller = &*name, kind = informer.kind().kind, workers = config.workers, "controller started");
+            tracing::info!(controller = &*name, kind = K::KIND, workers = config.workers, "controller started");
             for key in informer.keys() {
                 queue.add(key);
             }
@@ -319,15 +322,15 @@ impl Controller {
     }
 }
 
-struct Worker<R> {
+struct Worker<K: Resource, R> {
     name: Arc<str>,
-    informer: Informer,
+    informer: Informer<K>,
     queue: Arc<WorkQueue<ObjectRef>>,
     reconciler: Arc<R>,
     metrics: Metrics,
 }
 
-impl<R: Reconciler> Worker<R> {
+impl<K: Resource, R: Reconciler<K>> Worker<K, R> {
     async fn run(self) {
         while let Some(key) = self.queue.get().await {
             self.process(&key).await;
@@ -336,7 +339,7 @@ impl<R: Reconciler> Worker<R> {
     }
 
     async fn process(&self, key: &ObjectRef) {
-        let kind = self.informer.kind().kind;
+        let kind = K::KIND;
         let Some(obj) = self.informer.get(key) else {
             tracing::debug!(controller = &*self.name, kind, key = %key, "object gone; nothing to reconcile");
             self.queue.forget(key);

@@ -9,14 +9,15 @@
 //! - [`Manager::client_for`] hands each controller a client whose writes are counted under
 //!   its name in `berth_api_writes_total`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{any::Any, collections::HashMap, sync::Arc};
 
-use berth_crds::registry::KindInfo;
-use futures::future::BoxFuture;
+use berth_crds::Resource;
+use futures::{FutureExt, future::BoxFuture};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    api::Api,
     client::{Client, Metered},
     controller::{Controller, Reconciler},
     informer::Informer,
@@ -25,11 +26,21 @@ use crate::{
 
 type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
+/// Starts one informer: list + watch through the client until the token is cancelled.
+type RunInformer =
+    Box<dyn FnOnce(Arc<dyn Client>, Metrics, CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// An informer of some kind, with the means to run it.
+struct AnyInformer {
+    informer: Box<dyn Any + Send>,
+    run: RunInformer,
+}
+
 /// Holds what one leadership term runs.
 pub struct Manager {
     client: Arc<dyn Client>,
     metrics: Metrics,
-    informers: HashMap<&'static str, Informer>,
+    informers: HashMap<&'static str, AnyInformer>,
     controllers: Vec<Task>,
     tasks: Vec<Task>,
 }
@@ -55,12 +66,32 @@ impl Manager {
         }
     }
 
-    /// The shared informer of `kind`.
-    pub fn informer(&mut self, kind: &'static KindInfo) -> Informer {
-        self.informers
-            .entry(kind.kind)
-            .or_insert_with(|| Informer::new(kind))
-            .clone()
+    /// The shared informer of kind `K`.
+    pub fn informer<K: Resource>(&mut self) -> Informer<K> {
+        let entry = self.informers.entry(K::KIND).or_insert_with(|| {
+            let informer = Informer::<K>::new();
+            let runner = informer.clone();
+            AnyInformer {
+                informer: Box::new(informer),
+                run: Box::new(move |client, metrics, stop| {
+                    async move {
+                        if let Err(e) = runner.run(client, metrics, stop).await {
+                            tracing::error!(kind = K::KIND, error = %e, "informer failed");
+                        }
+                    }
+                    .boxed()
+                }),
+            }
+        });
+        match entry.informer.downcast_ref::<Informer<K>>() {
+            Some(informer) => informer.clone(),
+            // Two spec types claiming one kind name: a programming error caught by the
+            // registry's uniqueness test; the second gets a cache of its own.
+            None => {
+                tracing::error!(kind = K::KIND, "two types share a kind name");
+                Informer::new()
+            }
+        }
     }
 
     /// The metrics.
@@ -77,8 +108,13 @@ impl Manager {
         ))
     }
 
+    /// The API of kind `K` (all namespaces), writes counted as `controller`'s.
+    pub fn api_for<K: Resource>(&self, controller: &str) -> Api<K> {
+        Api::all(self.client_for(controller))
+    }
+
     /// Adds a controller with its reconciler.
-    pub fn add<R: Reconciler>(&mut self, controller: Controller, reconciler: R) {
+    pub fn add<K: Resource, R: Reconciler<K>>(&mut self, controller: Controller<K>, reconciler: R) {
         let reconciler = Arc::new(reconciler);
         let metrics = self.metrics.clone();
         self.controllers
@@ -99,11 +135,7 @@ impl Manager {
         let mut informers = JoinSet::new();
         for informer in self.informers.into_values() {
             let (client, metrics, stop) = (self.client.clone(), self.metrics.clone(), informers_stop.clone());
-            informers.spawn(async move {
-                if let Err(e) = informer.run(client, metrics, stop).await {
-                    tracing::error!(error = %e, "informer failed");
-                }
-            });
+            informers.spawn((informer.run)(client, metrics, stop));
         }
         let mut controllers = JoinSet::new();
         for c in self.controllers.into_iter().chain(self.tasks) {

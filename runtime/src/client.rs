@@ -10,7 +10,7 @@
 //!
 //! # Caveats
 //! - Objects are `serde_json::Value`s in their stored form (with `metadata.resourceVersion`);
-//!   typed views are the reconciler's business ([`crate::object::typed`]).
+//!   controllers use the typed [`crate::Api`] over it, which parses them into `Object<K>`.
 
 use std::pin::Pin;
 
@@ -54,6 +54,9 @@ pub enum Error {
     /// The API layer or its store is unavailable, or a watch was dropped; retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The API answered with an object that does not fit its kind's type.
+    #[error("malformed object: {0}")]
+    Malformed(String),
     /// Any other failure.
     #[error("api error: {0}")]
     Other(String),

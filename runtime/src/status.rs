@@ -8,14 +8,11 @@
 //!   never touches spec or metadata.
 //! - [`set_condition`] moves `lastTransitionTime` only when the condition's status flips.
 
-use berth_crds::{Resource, meta::Condition, meta::ConditionStatus, registry::KindInfo};
+use berth_crds::{Object, Resource, meta::Condition, meta::ConditionStatus};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 
-use crate::{
-    client::{self, Client},
-    object,
-};
+use crate::{api::Api, client};
 
 /// A failed status update.
 #[derive(Debug, thiserror::Error)]
@@ -98,31 +95,25 @@ pub fn set_condition(
 
 /// Writes `status` to `obj` through `/status` unless it equals the current one; returns
 /// whether it wrote.
-pub async fn update<S: Resource>(
-    client: &dyn Client,
-    kind: &'static KindInfo,
-    obj: &Value,
-    status: &S::Status,
-) -> Result<bool, Error> {
-    let name = object::name(obj);
+pub async fn update<K: Resource>(api: &Api<K>, obj: &Object<K>, status: &K::Status) -> Result<bool, Error> {
+    if obj.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let name = obj.name();
     let serde = |source| Error::Serde {
         name: name.to_owned(),
         source,
     };
-    let old_value = obj.get("status").cloned().unwrap_or(Value::Null);
-    let current: S::Status = match &old_value {
-        Value::Null => S::Status::default(),
-        v => serde_json::from_value(v.clone()).map_err(serde)?,
+    let old_value = match &obj.status {
+        Some(s) => serde_json::to_value(s).map_err(serde)?,
+        None => Value::Null,
     };
-    if current == *status && !old_value.is_null() {
-        return Ok(false);
-    }
     let new_value = serde_json::to_value(status).map_err(serde)?;
     let diff = merge_diff(&old_value, &new_value);
     let mut patch = Map::new();
     patch.insert("status".into(), diff);
-    client
-        .patch_status(kind, object::namespace(obj), name, Value::Object(patch))
+    api.within(obj.namespace())
+        .patch_status(name, Value::Object(patch))
         .await?;
     Ok(true)
 }

@@ -12,28 +12,31 @@
 //! - The finalizer is removed only after cleanup succeeded; the removal carries the
 //!   object's resourceVersion as a precondition, so it never acts on a state it did not see.
 //!
+//! A reconciler with a finalizer implements [`Finalize`] (apply, cleanup, its finalizer's
+//! name) and is run as [`Finalized`]; [`finalizer`] is the same logic as a function.
+//!
 //! # Caveats
 //! - Apply and Cleanup must be idempotent, and Cleanup must cope with Apply never having run.
 //! - Deletes hang while the controller is down (that is the point).
 
 use std::{future::Future, sync::Arc};
 
-use berth_crds::registry::KindInfo;
+use berth_crds::{Object, Resource};
 use serde_json::{Value, json};
 
 use crate::{
-    client::{self, Client},
-    controller::Action,
-    object,
+    api::Api,
+    client,
+    controller::{Action, Reconciler},
 };
 
 /// What the reconciler is asked to do.
-#[derive(Debug, Clone)]
-pub enum Event {
+#[derive(Debug)]
+pub enum Event<K: Resource> {
     /// Converge the object (it carries the finalizer and is not being deleted).
-    Apply(Arc<Value>),
+    Apply(Arc<Object<K>>),
     /// Remove what the object created outside the API; the finalizer goes afterwards.
-    Cleanup(Arc<Value>),
+    Cleanup(Arc<Object<K>>),
 }
 
 /// A failure of [`finalizer`].
@@ -54,28 +57,24 @@ pub enum Error<E: std::error::Error + 'static> {
 }
 
 /// Runs `reconcile` under the finalizer `name` (see the module docs for the four cases).
-pub async fn finalizer<E, F, Fut>(
-    client: &dyn Client,
-    kind: &'static KindInfo,
+pub async fn finalizer<K, E, F, Fut>(
+    api: &Api<K>,
     name: &str,
-    obj: Arc<Value>,
+    obj: Arc<Object<K>>,
     reconcile: F,
 ) -> Result<Action, Error<E>>
 where
+    K: Resource,
     E: std::error::Error + 'static,
-    F: FnOnce(Event) -> Fut,
+    F: FnOnce(Event<K>) -> Fut,
     Fut: Future<Output = Result<Action, E>>,
 {
-    let finalizers = object::finalizers(&obj);
+    let finalizers = obj.metadata.finalizers.clone();
     let has = finalizers.iter().any(|f| f == name);
-    let rv = object::meta_str(&obj, "resourceVersion")
-        .unwrap_or_default()
-        .to_owned();
-    let (ns, obj_name) = (
-        object::namespace(&obj).map(str::to_owned),
-        object::name(&obj).to_owned(),
-    );
-    match (has, object::is_deleting(&obj)) {
+    let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+    let api = api.within(obj.namespace());
+    let obj_name = obj.name().to_owned();
+    match (has, obj.is_deleting()) {
         (true, false) => reconcile(Event::Apply(obj)).await.map_err(Error::ApplyFailed),
         (true, true) => {
             let action = reconcile(Event::Cleanup(obj))
@@ -87,7 +86,7 @@ where
             let rest: Vec<String> = finalizers.into_iter().filter(|f| f != name).collect();
             let rest = if rest.is_empty() { Value::Null } else { json!(rest) };
             let patch = json!({"metadata": {"resourceVersion": rv, "finalizers": rest}});
-            match client.patch(kind, ns.as_deref(), &obj_name, patch).await {
+            match api.patch(&obj_name, patch).await {
                 Ok(_) | Err(client::Error::NotFound { .. }) => Ok(action),
                 Err(e) => Err(Error::RemoveFinalizer(e)),
             }
@@ -96,12 +95,49 @@ where
             let mut all = finalizers;
             all.push(name.to_owned());
             let patch = json!({"metadata": {"resourceVersion": rv, "finalizers": all}});
-            client
-                .patch(kind, ns.as_deref(), &obj_name, patch)
-                .await
-                .map_err(Error::AddFinalizer)?;
+            api.patch(&obj_name, patch).await.map_err(Error::AddFinalizer)?;
             Ok(Action::await_change())
         }
         (false, true) => Ok(Action::await_change()),
+    }
+}
+
+/// A reconciler whose objects carry a finalizer: what to do while they live, and what to
+/// clean up before they go. Run it as [`Finalized`].
+#[async_trait::async_trait]
+pub trait Finalize<K: Resource>: Send + Sync + 'static {
+    /// The reconciler's error; any error retries the key with backoff.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The finalizer's name, e.g. `berth.dev/destination`.
+    const FINALIZER: &'static str;
+
+    /// The API the finalizer is added and removed through.
+    fn api(&self) -> &Api<K>;
+
+    /// Converges a live object (it carries the finalizer).
+    async fn apply(&self, obj: Arc<Object<K>>) -> Result<Action, Self::Error>;
+
+    /// Removes what the object made outside the API; copes with apply never having run.
+    async fn cleanup(&self, obj: Arc<Object<K>>) -> Result<Action, Self::Error>;
+}
+
+/// Runs a [`Finalize`] reconciler as a [`Reconciler`].
+#[derive(Debug)]
+pub struct Finalized<R>(pub R);
+
+#[async_trait::async_trait]
+impl<K: Resource, R: Finalize<K>> Reconciler<K> for Finalized<R> {
+    type Error = Error<R::Error>;
+
+    async fn reconcile(&self, obj: Arc<Object<K>>) -> Result<Action, Self::Error> {
+        let inner = &self.0;
+        finalizer(inner.api(), R::FINALIZER, obj, |event| async move {
+            match event {
+                Event::Apply(obj) => inner.apply(obj).await,
+                Event::Cleanup(obj) => inner.cleanup(obj).await,
+            }
+        })
+        .await
     }
 }

@@ -15,8 +15,12 @@
 use std::{sync::Arc, time::Duration};
 
 use berth_crds::{
-    kinds::event::{
-        EventType, INVOLVED_KIND_LABEL, INVOLVED_NAME_LABEL, INVOLVED_NAMESPACE_LABEL, INVOLVED_UID_LABEL,
+    Object, Resource,
+    kinds::{
+        EventSpec,
+        event::{
+            EventType, INVOLVED_KIND_LABEL, INVOLVED_NAME_LABEL, INVOLVED_NAMESPACE_LABEL, INVOLVED_UID_LABEL,
+        },
     },
     registry::KindInfo,
 };
@@ -26,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{self, Client},
-    object, status,
+    object::info,
+    status,
 };
 
 /// How long events are kept after they last happened (Kubernetes' default).
@@ -38,9 +43,6 @@ const ATTEMPTS: usize = 5;
 /// A failed recording or sweep.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Event kind is not registered (a build without it).
-    #[error("the Event kind is not registered")]
-    NoEventKind,
     /// The API failed.
     #[error("event write failed: {0}")]
     Api(#[from] client::Error),
@@ -49,8 +51,29 @@ pub enum Error {
     Contended(String),
 }
 
-fn event_kind() -> Result<&'static KindInfo, Error> {
-    berth_crds::lookup("Event").ok_or(Error::NoEventKind)
+/// The object an event is about.
+#[derive(Debug, Clone)]
+pub struct Involved {
+    /// Its kind's registry entry.
+    pub kind: &'static KindInfo,
+    /// Its namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+}
+
+impl Involved {
+    /// The object `obj` as an event's subject.
+    pub fn of<K: Resource>(obj: &Object<K>) -> Self {
+        Self {
+            kind: info::<K>(),
+            namespace: obj.namespace().map(str::to_owned),
+            name: obj.name().to_owned(),
+            uid: obj.uid().to_owned(),
+        }
+    }
 }
 
 /// Publishes events about objects as one component.
@@ -77,17 +100,28 @@ impl Recorder {
         }
     }
 
-    /// Records that `reason` happened to `obj` (of `kind`), deduplicated (see module docs).
-    pub async fn publish(
+    /// Records that `reason` happened to `obj`, deduplicated (see module docs).
+    pub async fn publish<K: Resource>(
         &self,
-        kind: &KindInfo,
-        obj: &Value,
+        obj: &Object<K>,
         type_: EventType,
         reason: &str,
         message: &str,
     ) -> Result<(), Error> {
-        let events = event_kind()?;
-        let name = event_name(obj, type_, reason, message);
+        self.publish_about(&Involved::of(obj), type_, reason, message)
+            .await
+    }
+
+    /// Records that `reason` happened to `involved`, deduplicated (see module docs).
+    pub async fn publish_about(
+        &self,
+        involved: &Involved,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), Error> {
+        let events = info::<EventSpec>();
+        let name = event_name(involved, type_, reason, message);
         for _ in 0..ATTEMPTS {
             let now = status::now();
             match self.client.get(events, None, &name).await {
@@ -98,7 +132,7 @@ impl Recorder {
                         .unwrap_or(0)
                         + 1;
                     let patch = json!({
-                        "metadata": {"resourceVersion": object::meta_str(&existing, "resourceVersion")},
+                        "metadata": {"resourceVersion": berth_crds::json::meta_str(&existing, "resourceVersion")},
                         "spec": {"count": count, "lastTimestamp": now},
                     });
                     match self.client.patch(events, None, &name, patch).await {
@@ -108,7 +142,7 @@ impl Recorder {
                     }
                 }
                 Err(client::Error::NotFound { .. }) => {
-                    let body = self.new_event(kind, obj, &name, type_, reason, message, now);
+                    let body = self.new_event(involved, &name, type_, reason, message, now);
                     match self.client.create(events, None, body).await {
                         Ok(_) => return Ok(()),
                         Err(client::Error::AlreadyExists { .. }) => continue,
@@ -121,18 +155,16 @@ impl Recorder {
         Err(Error::Contended(name))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new_event(
         &self,
-        kind: &KindInfo,
-        obj: &Value,
+        obj: &Involved,
         name: &str,
         type_: EventType,
         reason: &str,
         message: &str,
         now: DateTime<Utc>,
     ) -> Value {
-        let (ns, involved, uid) = (object::namespace(obj), object::name(obj), object::uid(obj));
+        let (kind, ns, involved, uid) = (obj.kind, obj.namespace.as_deref(), &obj.name, &obj.uid);
         let mut labels = json!({
             INVOLVED_UID_LABEL: uid,
             INVOLVED_KIND_LABEL: kind.singular,
@@ -173,26 +205,26 @@ impl Recorder {
 }
 
 /// The deterministic name of an event: `<object name, cut>-<16 hex digits of FNV-1a>`.
-pub fn event_name(obj: &Value, type_: EventType, reason: &str, message: &str) -> String {
+pub fn event_name(obj: &Involved, type_: EventType, reason: &str, message: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let type_name = match type_ {
         EventType::Normal => "Normal",
         EventType::Warning => "Warning",
     };
-    for part in [object::uid(obj), type_name, reason, message] {
+    for part in [obj.uid.as_str(), type_name, reason, message] {
         for b in part.bytes().chain(std::iter::once(0)) {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    let base: String = object::name(obj).chars().take(63 - 17).collect();
+    let base: String = obj.name.chars().take(63 - 17).collect();
     let base = base.trim_end_matches('-');
     format!("{base}-{hash:016x}")
 }
 
 /// Deletes events whose `lastTimestamp` is more than `ttl` before `now`; returns how many.
 pub async fn sweep(client: &dyn Client, ttl: Duration, now: DateTime<Utc>) -> Result<usize, Error> {
-    let events = event_kind()?;
+    let events = info::<EventSpec>();
     let cutoff = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
     let list = client.list(events, None, "").await?;
     let mut deleted = 0;
@@ -202,7 +234,7 @@ pub async fn sweep(client: &dyn Client, ttl: Duration, now: DateTime<Utc>) -> Re
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
         if last.is_some_and(|t| t < cutoff) {
-            match client.delete(events, None, object::name(ev)).await {
+            match client.delete(events, None, berth_crds::json::name(ev)).await {
                 Ok(()) => deleted += 1,
                 Err(client::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -238,7 +270,12 @@ mod tests {
 
     #[test]
     fn names_are_stable_labels_and_differ_by_reason() {
-        let obj = json!({"metadata": {"name": "a".repeat(63), "uid": "u"}});
+        let obj = Involved {
+            kind: info::<EventSpec>(),
+            namespace: None,
+            name: "a".repeat(63),
+            uid: "u".into(),
+        };
         let a = event_name(&obj, EventType::Normal, "Created", "m");
         assert_eq!(a, event_name(&obj, EventType::Normal, "Created", "m"));
         assert_ne!(a, event_name(&obj, EventType::Normal, "Deleted", "m"));

@@ -1,7 +1,9 @@
-//! The informer: list + watch of one kind into an indexed in-memory cache, shared by controllers.
+//! The informer: list + watch of one kind into an indexed, typed in-memory cache, shared by
+//! controllers.
 //!
 //! # Guarantees
-//! - The cache holds every object of the kind as of the last event applied; reconcilers read
+//! - The cache holds every object of the kind as `Arc<Object<K>>`, parsed once on arrival,
+//!   as of the last event applied; reconcilers read
 //!   it instead of the API. It is indexed by namespace/name, by owner uid
 //!   ([`Informer::owned_by`]) and by any named index ([`Informer::add_index`]).
 //! - [`Informer::wait_ready`] resolves once the first list is in the cache.
@@ -11,6 +13,9 @@
 //! - Subscribers ([`Informer::subscribe`]) hear every change after it is in the cache, in
 //!   order, outside the cache lock (a subscriber may read any informer).
 //! - A relist reports only objects whose resourceVersion changed: a quiet store makes no work.
+//! - A stored object that does not parse as `K` is logged and counted once per resourceVersion
+//!   (`berth_informer_malformed_total{kind}`) and kept out of the cache (a cached older
+//!   version is dropped, as if deleted): it never reaches a reconciler.
 //!
 //! # Caveats
 //! - Failed lists and watch starts are retried with backoff (800 ms doubling to 30 s, with
@@ -25,7 +30,7 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use berth_crds::registry::KindInfo;
+use berth_crds::{Object, Resource, registry::KindInfo};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -46,58 +51,88 @@ pub enum Error {
 }
 
 /// Computes index values of an object (e.g. the Secrets an Application references).
-pub type IndexFn = Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
+pub type IndexFn<K> = Arc<dyn Fn(&Object<K>) -> Vec<String> + Send + Sync>;
 
 /// A subscriber: called with each change once it is in the cache.
-pub type Handler = Arc<dyn Fn(&Change) + Send + Sync>;
+pub type Handler<K> = Arc<dyn Fn(&Change<K>) + Send + Sync>;
 
 /// One change to the cache.
-#[derive(Debug, Clone)]
-pub struct Change {
+#[derive(Debug)]
+pub struct Change<K: Resource> {
     /// The object before (absent when added).
-    pub old: Option<Arc<Value>>,
+    pub old: Option<Arc<Object<K>>>,
     /// The object after (absent when deleted).
-    pub new: Option<Arc<Value>>,
+    pub new: Option<Arc<Object<K>>>,
 }
 
-/// A shared, cheaply cloneable informer of one kind.
-#[derive(Clone)]
-pub struct Informer {
-    inner: Arc<Inner>,
+impl<K: Resource> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        Self {
+            old: self.old.clone(),
+            new: self.new.clone(),
+        }
+    }
 }
 
-impl std::fmt::Debug for Informer {
+/// A shared, cheaply cloneable informer of kind `K`.
+pub struct Informer<K: Resource> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: Resource> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: Resource> std::fmt::Debug for Informer<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Informer")
-            .field("kind", &self.inner.kind.kind)
+            .field("kind", &K::KIND)
             .finish_non_exhaustive()
     }
 }
 
-struct Inner {
-    kind: &'static KindInfo,
-    cache: RwLock<Cache>,
-    handlers: RwLock<Vec<Handler>>,
+struct Inner<K: Resource> {
+    cache: RwLock<Cache<K>>,
+    handlers: RwLock<Vec<Handler<K>>>,
     ready: watch::Sender<bool>,
     running: Mutex<bool>,
 }
 
-#[derive(Default)]
-struct Cache {
-    objects: HashMap<ObjectRef, Arc<Value>>,
+struct Cache<K: Resource> {
+    objects: HashMap<ObjectRef, Arc<Object<K>>>,
     by_owner: HashMap<String, HashSet<ObjectRef>>,
-    indexers: HashMap<&'static str, IndexFn>,
+    indexers: HashMap<&'static str, IndexFn<K>>,
     indexes: HashMap<&'static str, HashMap<String, HashSet<ObjectRef>>>,
+    /// Objects that did not parse, by key, with the resourceVersion already reported.
+    malformed: HashMap<ObjectRef, i64>,
     resource_version: i64,
 }
 
-impl Cache {
-    fn unindex(&mut self, key: &ObjectRef, obj: &Value) {
-        for (_, _, uid) in object::owners(obj) {
-            if let Some(set) = self.by_owner.get_mut(&uid) {
+impl<K: Resource> Default for Cache<K> {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+            by_owner: HashMap::new(),
+            indexers: HashMap::new(),
+            indexes: HashMap::new(),
+            malformed: HashMap::new(),
+            resource_version: 0,
+        }
+    }
+}
+
+impl<K: Resource> Cache<K> {
+    fn unindex(&mut self, key: &ObjectRef, obj: &Object<K>) {
+        for owner in &obj.metadata.owner_references {
+            let uid = &owner.uid;
+            if let Some(set) = self.by_owner.get_mut(uid) {
                 set.remove(key);
                 if set.is_empty() {
-                    self.by_owner.remove(&uid);
+                    self.by_owner.remove(uid);
                 }
             }
         }
@@ -116,9 +151,12 @@ impl Cache {
         }
     }
 
-    fn index(&mut self, key: &ObjectRef, obj: &Value) {
-        for (_, _, uid) in object::owners(obj) {
-            self.by_owner.entry(uid).or_default().insert(key.clone());
+    fn index(&mut self, key: &ObjectRef, obj: &Object<K>) {
+        for owner in &obj.metadata.owner_references {
+            self.by_owner
+                .entry(owner.uid.clone())
+                .or_default()
+                .insert(key.clone());
         }
         for (name, f) in &self.indexers {
             let index = self.indexes.entry(name).or_default();
@@ -129,16 +167,29 @@ impl Cache {
     }
 
     /// Stores `obj`; returns the change, or `None` when it is the version already cached.
-    fn put(&mut self, obj: Value) -> Option<Change> {
-        let key = ObjectRef::of(&obj);
+    /// An object that does not parse is reported once (per resourceVersion) and dropped.
+    fn put(&mut self, obj: Value, malformed: &impl Fn()) -> Option<Change<K>> {
+        let key = ObjectRef::of_value(&obj);
         let rv = object::resource_version(&obj);
         if let Some(old) = self.objects.get(&key)
-            && object::resource_version(old) == rv
+            && object::revision(old) == rv
             && rv != 0
         {
             return None;
         }
-        let new = Arc::new(obj);
+        let parsed = match serde_json::from_value::<Object<K>>(obj) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                if self.malformed.get(&key) != Some(&rv) {
+                    tracing::error!(kind = K::KIND, key = %key, rv, error = %e, "stored object does not parse; ignored");
+                    malformed();
+                    self.malformed.insert(key.clone(), rv);
+                }
+                return self.delete(&key);
+            }
+        };
+        self.malformed.remove(&key);
+        let new = Arc::new(parsed);
         let old = self.objects.insert(key.clone(), new.clone());
         if let Some(old) = &old {
             self.unindex(&key, old);
@@ -147,7 +198,7 @@ impl Cache {
         Some(Change { old, new: Some(new) })
     }
 
-    fn delete(&mut self, key: &ObjectRef) -> Option<Change> {
+    fn delete(&mut self, key: &ObjectRef) -> Option<Change<K>> {
         let old = self.objects.remove(key)?;
         self.unindex(key, &old);
         Some(Change {
@@ -157,12 +208,17 @@ impl Cache {
     }
 }
 
-impl Informer {
-    /// An informer of `kind`, empty until [`Informer::run`] lists.
-    pub fn new(kind: &'static KindInfo) -> Self {
+impl<K: Resource> Default for Informer<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Resource> Informer<K> {
+    /// An informer of `K`, empty until [`Informer::run`] lists.
+    pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
-                kind,
                 cache: RwLock::new(Cache::default()),
                 handlers: RwLock::new(Vec::new()),
                 ready: watch::Sender::new(false),
@@ -173,25 +229,25 @@ impl Informer {
 
     /// The kind this informer caches.
     pub fn kind(&self) -> &'static KindInfo {
-        self.inner.kind
+        object::info::<K>()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Cache> {
+    fn read(&self) -> RwLockReadGuard<'_, Cache<K>> {
         // The cache is consistent between statements: a panicked writer leaves it usable.
         self.inner.cache.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Cache> {
+    fn write(&self) -> RwLockWriteGuard<'_, Cache<K>> {
         self.inner.cache.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached object `key`.
-    pub fn get(&self, key: &ObjectRef) -> Option<Arc<Value>> {
+    pub fn get(&self, key: &ObjectRef) -> Option<Arc<Object<K>>> {
         self.read().objects.get(key).cloned()
     }
 
     /// Every cached object.
-    pub fn list(&self) -> Vec<Arc<Value>> {
+    pub fn list(&self) -> Vec<Arc<Object<K>>> {
         self.read().objects.values().cloned().collect()
     }
 
@@ -216,7 +272,7 @@ impl Informer {
     }
 
     /// The cached objects with an ownerReference to `uid`.
-    pub fn owned_by(&self, uid: &str) -> Vec<Arc<Value>> {
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<Object<K>>> {
         let cache = self.read();
         cache
             .by_owner
@@ -230,9 +286,13 @@ impl Informer {
     }
 
     /// Adds (or replaces) the index `name`; existing objects are indexed at once.
-    pub fn add_index(&self, name: &'static str, f: impl Fn(&Value) -> Vec<String> + Send + Sync + 'static) {
+    pub fn add_index(
+        &self,
+        name: &'static str,
+        f: impl Fn(&Object<K>) -> Vec<String> + Send + Sync + 'static,
+    ) {
         let mut cache = self.write();
-        let f: IndexFn = Arc::new(f);
+        let f: IndexFn<K> = Arc::new(f);
         let mut index: HashMap<String, HashSet<ObjectRef>> = HashMap::new();
         for (key, obj) in &cache.objects {
             for value in f(obj) {
@@ -244,7 +304,7 @@ impl Informer {
     }
 
     /// The cached objects whose index `name` contains `value`.
-    pub fn by_index(&self, name: &str, value: &str) -> Vec<Arc<Value>> {
+    pub fn by_index(&self, name: &str, value: &str) -> Vec<Arc<Object<K>>> {
         let cache = self.read();
         cache
             .indexes
@@ -259,7 +319,7 @@ impl Informer {
     }
 
     /// Calls `handler` with every later change.
-    pub fn subscribe(&self, handler: impl Fn(&Change) + Send + Sync + 'static) {
+    pub fn subscribe(&self, handler: impl Fn(&Change<K>) + Send + Sync + 'static) {
         self.inner
             .handlers
             .write()
@@ -277,11 +337,16 @@ impl Informer {
         let mut rx = self.inner.ready.subscribe();
         // The sender lives in `self`, so this cannot fail while we wait.
         if rx.wait_for(|ready| *ready).await.is_err() {
-            tracing::error!(kind = self.inner.kind.kind, "informer dropped while waiting");
+            tracing::error!(kind = K::KIND, "informer dropped while waiting");
         }
     }
 
-    fn dispatch(&self, changes: &[Change]) {
+    /// A signal that resolves once the first list is in the cache, for any informer kind.
+    pub fn ready_signal(&self) -> Ready {
+        Ready(self.inner.ready.subscribe())
+    }
+
+    fn dispatch(&self, changes: &[Change<K>]) {
         if changes.is_empty() {
             return;
         }
@@ -299,18 +364,19 @@ impl Informer {
     }
 
     /// Makes the cache exactly `items` at `rv`; reports what changed.
-    fn replace(&self, items: Vec<Value>, rv: i64) {
+    fn replace(&self, items: Vec<Value>, rv: i64, malformed: &impl Fn()) {
         let changes = {
             let mut cache = self.write();
-            let listed: HashSet<ObjectRef> = items.iter().map(ObjectRef::of).collect();
+            let listed: HashSet<ObjectRef> = items.iter().map(ObjectRef::of_value).collect();
+            cache.malformed.retain(|k, _| listed.contains(k));
             let gone: Vec<ObjectRef> = cache
                 .objects
                 .keys()
                 .filter(|k| !listed.contains(*k))
                 .cloned()
                 .collect();
-            let mut changes: Vec<Change> = gone.iter().filter_map(|k| cache.delete(k)).collect();
-            changes.extend(items.into_iter().filter_map(|obj| cache.put(obj)));
+            let mut changes: Vec<Change<K>> = gone.iter().filter_map(|k| cache.delete(k)).collect();
+            changes.extend(items.into_iter().filter_map(|obj| cache.put(obj, malformed)));
             cache.resource_version = rv;
             changes
         };
@@ -318,16 +384,18 @@ impl Informer {
         self.dispatch(&changes);
     }
 
-    fn apply(&self, event: WatchEvent) {
+    fn apply(&self, event: WatchEvent, malformed: &impl Fn()) {
         let change = {
             let mut cache = self.write();
             let (change, rv) = match event {
                 WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
                     let rv = object::resource_version(&obj);
-                    (cache.put(obj), rv)
+                    (cache.put(obj, malformed), rv)
                 }
                 WatchEvent::Deleted(obj) => {
-                    (cache.delete(&ObjectRef::of(&obj)), object::resource_version(&obj))
+                    let key = ObjectRef::of_value(&obj);
+                    cache.malformed.remove(&key);
+                    (cache.delete(&key), object::resource_version(&obj))
                 }
                 WatchEvent::Bookmark(rv) => (None, rv),
             };
@@ -349,13 +417,19 @@ impl Informer {
         {
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
             if *running {
-                return Err(Error::AlreadyRunning(self.inner.kind.kind));
+                return Err(Error::AlreadyRunning(K::KIND));
             }
             *running = true;
         }
-        let kind = self.inner.kind;
+        let kind = object::info::<K>();
         let labels = KindLabels {
             kind: kind.kind.to_owned(),
+        };
+        let malformed = {
+            let (metrics, labels) = (metrics.clone(), labels.clone());
+            move || {
+                metrics.malformed.get_or_create(&labels).inc();
+            }
         };
         let new_backoff = || {
             ExponentialBuilder::default()
@@ -385,7 +459,7 @@ impl Informer {
                 Ok(list) => {
                     let rv = list.resource_version;
                     tracing::debug!(kind = kind.kind, items = list.items.len(), rv, "listed");
-                    self.replace(list.items, rv);
+                    self.replace(list.items, rv, &malformed);
                     rv
                 }
                 Err(e) => {
@@ -434,7 +508,7 @@ impl Informer {
                                 healthy = true;
                                 backoff = new_backoff();
                             }
-                            self.apply(ev);
+                            self.apply(ev, &malformed);
                             rv = self.resource_version();
                         }
                         Some(Err(client::Error::Gone { current })) => {
@@ -466,62 +540,75 @@ impl Informer {
     }
 }
 
+/// Resolves once an informer's first list is in its cache (see [`Informer::ready_signal`]).
+#[derive(Debug, Clone)]
+pub struct Ready(watch::Receiver<bool>);
+
+impl Ready {
+    /// Waits for the first list.
+    pub async fn wait(mut self) {
+        if self.0.wait_for(|ready| *ready).await.is_err() {
+            tracing::error!("informer dropped while waiting");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_crds::kinds::EnvironmentSpec;
     use serde_json::json;
 
-    fn obj(name: &str, rv: i64, owner: Option<&str>, secret: &str) -> Value {
-        let mut o = json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv.to_string()},
-            "spec": {"secret": secret}});
+    fn obj(name: &str, rv: i64, owner: Option<&str>, project: &str) -> Value {
+        let mut o = json!({"apiVersion": "berth.dev/v1", "kind": "Environment",
+            "metadata": {"name": name, "resourceVersion": rv.to_string()},
+            "spec": {"project": project}});
         if let Some(uid) = owner {
-            o["metadata"]["ownerReferences"] = json!([{"kind": "Project", "name": "p", "uid": uid}]);
+            o["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": "berth.dev/v1", "kind": "Project", "name": "p", "uid": uid}]);
         }
         o
     }
 
-    fn informer() -> Informer {
-        let kind = berth_crds::lookup("Application").unwrap_or_else(|| unreachable!());
-        Informer::new(kind)
-    }
-
     #[test]
     fn indexes_follow_puts_deletes_and_replaces() {
-        let inf = informer();
-        inf.add_index("secret", |o| {
-            o.pointer("/spec/secret")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .into_iter()
-                .collect()
-        });
+        let inf = Informer::<EnvironmentSpec>::new();
+        let bad = std::sync::atomic::AtomicUsize::new(0);
+        let malformed = || {
+            bad.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        inf.add_index("project", |o| vec![o.spec.project.clone()]);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         inf.subscribe(move |c| {
-            let name = c
-                .new
-                .as_ref()
-                .or(c.old.as_ref())
-                .map(|o| object::name(o).to_owned());
+            let name = c.new.as_ref().or(c.old.as_ref()).map(|o| o.name().to_owned());
             s.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((name, c.new.is_some()));
         });
-        inf.replace(vec![obj("a", 1, Some("u1"), "s1"), obj("b", 2, None, "s1")], 2);
+        inf.replace(
+            vec![obj("a", 1, Some("u1"), "s1"), obj("b", 2, None, "s1")],
+            2,
+            &malformed,
+        );
         assert!(inf.is_ready());
-        assert_eq!(inf.by_index("secret", "s1").len(), 2);
+        assert_eq!(inf.by_index("project", "s1").len(), 2);
         assert_eq!(inf.owned_by("u1").len(), 1);
-        inf.apply(WatchEvent::Modified(obj("a", 3, None, "s2")));
+        inf.apply(WatchEvent::Modified(obj("a", 3, None, "s2")), &malformed);
         assert_eq!(inf.owned_by("u1").len(), 0);
-        assert_eq!(inf.by_index("secret", "s1").len(), 1);
-        assert_eq!(inf.by_index("secret", "s2").len(), 1);
+        assert_eq!(inf.by_index("project", "s1").len(), 1);
+        assert_eq!(inf.by_index("project", "s2").len(), 1);
         // The same version again is no change.
-        inf.apply(WatchEvent::Modified(obj("a", 3, None, "s2")));
-        inf.apply(WatchEvent::Deleted(obj("b", 4, None, "s1")));
-        assert!(inf.by_index("secret", "s1").is_empty());
+        inf.apply(WatchEvent::Modified(obj("a", 3, None, "s2")), &malformed);
+        inf.apply(WatchEvent::Deleted(obj("b", 4, None, "s1")), &malformed);
+        assert!(inf.by_index("project", "s1").is_empty());
         assert_eq!(inf.resource_version(), 4);
         // A relist drops what is gone and reports only what changed.
-        inf.replace(vec![obj("a", 3, None, "s2"), obj("c", 5, None, "s3")], 5);
+        inf.replace(
+            vec![obj("a", 3, None, "s2"), obj("c", 5, None, "s3")],
+            5,
+            &malformed,
+        );
         assert_eq!(inf.len(), 2);
         let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let names: Vec<_> = seen
@@ -533,5 +620,33 @@ mod tests {
             [("a", true), ("b", true), ("a", true), ("b", false), ("c", true)]
                 .map(|(n, l)| (n.to_string(), l))
         );
+        assert_eq!(bad.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_malformed_object_is_counted_once_and_never_cached() {
+        let inf = Informer::<EnvironmentSpec>::new();
+        let bad = std::sync::atomic::AtomicUsize::new(0);
+        let malformed = || {
+            bad.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        let count = || bad.load(std::sync::atomic::Ordering::SeqCst);
+        let mut broken = obj("x", 2, None, "p");
+        broken["spec"] = json!({"project": 7});
+        inf.replace(vec![obj("a", 1, None, "p"), broken.clone()], 2, &malformed);
+        assert_eq!((inf.len(), count()), (1, 1));
+        // The same broken version again, by watch or by relist: not counted again.
+        inf.apply(WatchEvent::Modified(broken.clone()), &malformed);
+        inf.replace(vec![obj("a", 1, None, "p"), broken.clone()], 2, &malformed);
+        assert_eq!((inf.len(), count()), (1, 1));
+        // A good object that turns bad leaves the cache, as if deleted.
+        let mut bad_a = obj("a", 3, None, "p");
+        bad_a["spec"]["unknown"] = json!(true);
+        inf.apply(WatchEvent::Modified(bad_a), &malformed);
+        assert_eq!((inf.len(), count()), (0, 2));
+        // A fixed version is cached again.
+        inf.apply(WatchEvent::Modified(obj("x", 4, None, "p")), &malformed);
+        assert_eq!((inf.len(), count()), (1, 2));
+        assert!(inf.get(&ObjectRef::cluster("x")).is_some());
     }
 }
