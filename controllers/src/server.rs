@@ -118,10 +118,7 @@ impl Reconciler<ServerSpec> for ServerReconciler {
         let old = obj.status.clone().unwrap_or_default();
         // Our own status write triggers a reconcile too: probe only once a heartbeat is due,
         // or the daemon's event stream was lost since the last probe.
-        let ready = old
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+        let ready = berth_crds::meta::is_true(&old.conditions, berth_crds::meta::ConditionType::Ready);
         let lost_at = self.lost_at.lock().ok().and_then(|at| *at);
         if ready
             && old.observed_generation == Some(generation)

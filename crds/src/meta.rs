@@ -89,6 +89,21 @@ pub struct OwnerReference {
     pub block_owner_deletion: Option<bool>,
 }
 
+crate::api_words! {
+    /// Condition types that mean the same on every kind.
+    pub enum ConditionType {
+        /// Whether the object does what its spec asks (the `Ready` column of `berth get`).
+        Ready,
+    }
+}
+
+/// Whether `conditions` hold a condition of `type_` whose status is `True`.
+pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == ConditionStatus::True)
+}
+
 /// The truth value of a [`Condition`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionStatus {

@@ -133,7 +133,7 @@ impl Resolver {
             .list_containers(&labels)
             .await?
             .into_iter()
-            .find(|c| c.status == "running")
+            .find(docker::ContainerSummary::is_running)
             .ok_or_else(|| Error::NotRunning(name.to_owned()))?;
         let table = engine::engine(db.spec.engine);
         Ok(Target {

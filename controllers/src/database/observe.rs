@@ -250,7 +250,7 @@ fn facts(s: docker::ContainerState) -> ContainerFacts {
     ContainerFacts {
         run: if s.running {
             ContainerRun::Running
-        } else if s.status == "restarting" {
+        } else if s.is_restarting() {
             ContainerRun::Restarting
         } else {
             ContainerRun::Stopped

@@ -100,6 +100,11 @@ impl ContainerState {
     pub fn is_created(&self) -> bool {
         self.status == status_word(ContainerStateStatusEnum::CREATED)
     }
+
+    /// Whether Docker is restarting it after an exit (its restart policy; Docker's `restarting`).
+    pub fn is_restarting(&self) -> bool {
+        self.status == status_word(ContainerStateStatusEnum::RESTARTING)
+    }
 }
 
 impl ContainerSummary {

@@ -167,10 +167,7 @@ impl GitRepositoryReconciler {
 
         let interval = rules::parse_duration(&spec.interval).unwrap_or(Duration::from_secs(60));
         let requested = obj.metadata.annotations.get(REQUESTED_AT).cloned();
-        let ready = previous
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+        let ready = berth_crds::meta::is_true(&previous.conditions, berth_crds::meta::ConditionType::Ready);
         let spec_changed = previous.observed_generation != Some(generation);
         let request_pending = requested != previous.last_handled_requested_at;
         let elapsed = previous
