@@ -1,0 +1,1 @@
+//! berth's own service templates (`manifests/templates/`), compiled into the binary.

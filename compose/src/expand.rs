@@ -1,0 +1,1 @@
+//! Expansion: a compose file into the child objects of a Service.

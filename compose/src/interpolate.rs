@@ -1,0 +1,1 @@
+//! Compose variable interpolation: `${VAR}`, `${VAR:-d}`, `${VAR-d}`, `${VAR:?err}`, `$VAR`, `$$`.

@@ -1,0 +1,1 @@
+//! Coolify's magic `SERVICE_*` variables: recognising names and generating values.

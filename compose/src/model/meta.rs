@@ -1,0 +1,1 @@
+//! Coolify's `# key: value` template header (see [`super::TemplateMeta`]).

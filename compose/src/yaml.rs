@@ -1,0 +1,1 @@
+//! Reading compose YAML: anchors, aliases and merge keys resolved.
