@@ -93,7 +93,7 @@ fn resolve(v: &mut Value, path: &str) -> Result<(), Error> {
         }
         Value::Tagged(t) => resolve(&mut t.value, path)?,
         Value::Mapping(map) => {
-            let merge = map.remove("<<");
+            let merge = map.shift_remove("<<");
             for (k, child) in map.iter_mut() {
                 let p = join(path, k);
                 resolve(child, &p)?;

@@ -12,10 +12,28 @@
 //! # Caveats
 //! - Values are taken as they are after interpolation; `content:` of a volume is never
 //!   interpolated (Coolify writes it verbatim).
+//! - [`ComposeFile::from_value`] leaves [`ComposeFile::meta`] default: the header comments
+//!   are not in the tree, the caller reads them from the text.
+//! - Top-level keys: `services` (required, a mapping; a service body must be a mapping),
+//!   `volumes` read, `networks` / `version` / `name` noticed (all members share one
+//!   network; berth names the project), `secrets` / `configs` / `include` refused, `x-*`
+//!   ignored, anything else refused as unknown.
+//! - A service key's decision (mapped, refused, noticed) is listed in the `service`
+//!   submodule's docs; scalars, ports, volumes and command splitting each have their own
+//!   submodule with their rules.
+//! - A compose service named in `depends_on` but not defined is refused
+//!   (`depends_on.<name>`), as compose does.
 
 use std::collections::BTreeMap;
 
 mod meta;
+mod ports;
+mod scalar;
+mod service;
+mod shell;
+mod volumes;
+
+pub use service::NOTICED;
 
 /// A whole compose file.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -266,7 +284,7 @@ pub struct Ulimit {
 
 /// Something in the file berth will not run, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("services.{service}.{key}: {reason}")]
+#[error("{}: {reason}", place(.service, .key))]
 pub struct Refusal {
     /// The compose service (empty for top-level keys).
     pub service: String,
@@ -274,6 +292,140 @@ pub struct Refusal {
     pub key: String,
     /// Why.
     pub reason: String,
+}
+
+/// `services.<service>.<key>`, `services.<service>` for the service itself, or `<key>` for a
+/// top-level key.
+fn place(service: &str, key: &str) -> String {
+    if service.is_empty() {
+        key.to_owned()
+    } else if key.is_empty() {
+        format!("services.{service}")
+    } else {
+        format!("services.{service}.{key}")
+    }
+}
+
+impl ComposeFile {
+    /// Reads an interpolated compose tree (see [`crate::yaml::load`] and
+    /// [`crate::interpolate::apply`]); every refusal in the file is returned, not just the
+    /// first.
+    pub fn from_value(v: &serde_yaml::Value) -> Result<ComposeFile, Vec<Refusal>> {
+        use serde_yaml::Value;
+        let mut file = ComposeFile::default();
+        let mut refusals = Vec::new();
+        let top = |key: &str, reason: String| Refusal {
+            service: String::new(),
+            key: key.to_owned(),
+            reason,
+        };
+        let Value::Mapping(map) = v else {
+            return Err(vec![top(
+                "",
+                format!("a compose file is a mapping, found {}", crate::yaml::kind(v)),
+            )]);
+        };
+        if !map.contains_key("services") {
+            refusals.push(top("services", "the file has no `services:`".to_owned()));
+        }
+        for (k, val) in map {
+            let key = k.as_str().unwrap_or_default();
+            match key {
+                "services" => {
+                    let Value::Mapping(services) = val else {
+                        refusals.push(top(
+                            "services",
+                            format!("expected a mapping, found {}", crate::yaml::kind(val)),
+                        ));
+                        continue;
+                    };
+                    for (name, body) in services {
+                        let name = scalar::string(name).unwrap_or_default();
+                        match body {
+                            Value::Mapping(body) => file.services.push(service::service(
+                                &name,
+                                body,
+                                &mut refusals,
+                                &mut file.notices,
+                            )),
+                            other => refusals.push(Refusal {
+                                service: name,
+                                key: String::new(),
+                                reason: format!("a service is a mapping, found {}", crate::yaml::kind(other)),
+                            }),
+                        }
+                    }
+                }
+                "volumes" => match val {
+                    Value::Mapping(vols) => {
+                        for (name, body) in vols {
+                            let name = scalar::string(name).unwrap_or_default();
+                            let path = format!("volumes.{name}");
+                            match volumes::top(body) {
+                                Ok((vol, noticed)) => {
+                                    for n in noticed {
+                                        file.notices.push(Notice {
+                                            service: String::new(),
+                                            key: format!("{path}.{n}"),
+                                            message: "not applied".to_owned(),
+                                        });
+                                    }
+                                    file.volumes.insert(name, vol);
+                                }
+                                Err(reason) => refusals.push(top(&path, reason)),
+                            }
+                        }
+                    }
+                    Value::Null => {}
+                    other => refusals.push(top(
+                        "volumes",
+                        format!("expected a mapping, found {}", crate::yaml::kind(other)),
+                    )),
+                },
+                "networks" | "version" | "name" => file.notices.push(Notice {
+                    service: String::new(),
+                    key: key.to_owned(),
+                    message: match key {
+                        "networks" => "all members share the Service's one network",
+                        "version" => "obsolete; ignored",
+                        _ => "berth names the project after the Service",
+                    }
+                    .to_owned(),
+                }),
+                "secrets" => refusals.push(top(
+                    key,
+                    "compose secrets are not supported: use environment variables from a Secret".to_owned(),
+                )),
+                "configs" => refusals.push(top(
+                    key,
+                    "compose configs are not supported: use a bind with `content:`".to_owned(),
+                )),
+                "include" => refusals.push(top(
+                    key,
+                    "`include` is not supported: inline the included file".to_owned(),
+                )),
+                k if k.starts_with("x-") => {}
+                other => refusals.push(top(other, format!("unknown top-level key {other:?}"))),
+            }
+        }
+        let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+        for s in &file.services {
+            for d in &s.depends_on {
+                if !names.contains(&d.service.as_str()) {
+                    refusals.push(Refusal {
+                        service: s.name.clone(),
+                        key: format!("depends_on.{}", d.service),
+                        reason: format!("no compose service named {:?}", d.service),
+                    });
+                }
+            }
+        }
+        if refusals.is_empty() {
+            Ok(file)
+        } else {
+            Err(refusals)
+        }
+    }
 }
 
 /// A key accepted without being acted on.
@@ -285,4 +437,63 @@ pub struct Notice {
     pub key: String,
     /// What berth does instead.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<ComposeFile, Vec<Refusal>> {
+        ComposeFile::from_value(&crate::yaml::load(text).unwrap())
+    }
+
+    #[test]
+    fn reads_a_file() {
+        let f = read(
+            "version: '3'\nx-env: &env [A=1, B]\nservices:\n  web:\n    image: w\n    environment:\n      <<: *env\n      C: 3\n    depends_on: [db]\n  db:\n    image: d\n    networks: [back]\nvolumes:\n  data:\n  ext: {external: true, name: real}\nnetworks:\n  back:\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = f.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["web", "db"]);
+        let env: Vec<&str> = f.services[0]
+            .environment
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(env, ["A", "B", "C"]);
+        assert_eq!(f.volumes["data"], TopVolume::default());
+        assert!(f.volumes["ext"].external);
+        let noticed: Vec<(&str, &str)> = f
+            .notices
+            .iter()
+            .map(|n| (n.service.as_str(), n.key.as_str()))
+            .collect();
+        assert_eq!(
+            noticed,
+            [("", "version"), ("db", "networks.back"), ("", "networks")]
+        );
+        assert_eq!(f.meta, TemplateMeta::default());
+    }
+
+    #[test]
+    fn collects_every_refusal() {
+        let errs = read(
+            "secrets: {s: {file: x}}\nbogus: 1\nservices:\n  a:\n    image: x\n    privileged: true\n    depends_on: [nope]\n  b:\n    network_mode: host\n    env_file: .env\n  c: null\n",
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "secrets: compose secrets are not supported: use environment variables from a Secret",
+                "bogus: unknown top-level key \"bogus\"",
+                "services.a.privileged: privileged containers are not allowed",
+                "services.b.network_mode: network_mode \"host\" is not supported: every member joins the Service's own network",
+                "services.b.env_file: env files are not read: put the variables in `environment:` or the Service's variables",
+                "services.c: a service is a mapping, found null",
+                "services.a.depends_on.nope: no compose service named \"nope\"",
+            ]
+        );
+        assert!(read("volumes: {}\n").is_err());
+    }
 }
