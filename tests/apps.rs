@@ -645,3 +645,75 @@ fn image_pull_failure_is_reported_with_the_registry_error() {
     let events = w.s.run(&["get", "events", "-o", "json"]).ok();
     assert!(events.contains("ImagePullFailed"), "{events}");
 }
+
+#[test]
+fn container_settings_files_and_network_aliases_reach_the_container() {
+    let root = tempfile::tempdir().unwrap();
+    let w = World::start(&["--host-root", root.path().to_str().unwrap()]);
+    let alias = format!("alias-{}", w.run);
+    let manifest = |message: &str| {
+        let extra = format!(
+            "  user: \"65534:65534\"\n  workingDir: /www\n\
+             \x20 command: [/bin/busybox, httpd, -f, -p, \"8080\", -h, /www]\n\
+             \x20 networkAliases: [{alias}]\n  labels:\n    com.example.test: {run}\n\
+             \x20 healthCheck:\n    shell: test -r /www/index.html && wget -q -O /dev/null http://127.0.0.1:8080/\n\
+             \x20   interval: 1s\n\
+             \x20 files:\n  - mountPath: /www/index.html\n    content: seeded\n    readOnly: true\n{env}",
+            run = w.run,
+            env = env(message),
+        );
+        w.app("files", "default", &extra)
+    };
+    w.apply(&manifest("one"));
+    w.wait_ready("files", "30s");
+    let [(name, true, id, _)] = &w.containers("files")[..] else {
+        panic!("one running container expected: {:?}", w.containers("files"));
+    };
+    let config = docker_cli(&["inspect", "-f", "{{.Config.User}} {{.Config.WorkingDir}}", id]);
+    assert_eq!(config.trim(), "65534:65534 /www");
+    let state = w.rt.block_on(w.docker.inspect_container(id)).unwrap();
+    assert_eq!(state.labels.get("com.example.test"), Some(&w.run));
+    assert_eq!(state.health, Some(berth_controllers::docker::Health::Healthy));
+    let aliases = state.aliases.get(&w.net).cloned().unwrap_or_default();
+    let service = format!("files.{}", w.ns);
+    assert!(
+        aliases.contains(&alias) && aliases.contains(&service),
+        "{aliases:?}"
+    );
+    let seen = |id: &str| {
+        docker_cli(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "stat -c %F /www/index.html; cat /www/index.html",
+        ])
+    };
+    assert_eq!(seen(id), "regular file\nseeded");
+    assert_eq!(
+        w.fetch(&w.net, &format!("http://{alias}:8080/")).as_deref(),
+        Some("seeded"),
+        "the extra alias resolves to the ready container"
+    );
+
+    // The file was seeded on the server; an edit there survives a recreate.
+    let host = root.path().join(format!("files/{}/files/www/index.html", w.ns));
+    assert!(std::fs::symlink_metadata(&host).unwrap().is_file());
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "seeded");
+    std::fs::write(&host, "edited").unwrap();
+    w.apply(&manifest("two"));
+    let new = w.until("the new container alone", Duration::from_secs(30), || {
+        match &w.containers("files")[..] {
+            [(n, true, id, _)] if n != name => Some(id.clone()),
+            _ => None,
+        }
+    });
+    w.wait_ready("files", "30s");
+    assert_eq!(
+        seen(&new),
+        "regular file\nedited",
+        "seeded once: the server's edit wins"
+    );
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "edited");
+    w.s.run(&["delete", "app", "files", "-n", &w.ns]).ok();
+}

@@ -1,5 +1,6 @@
 //! berth's controllers: one reconciler per kind, on the typed runtime (`berth-runtime`), and
-//! the adapters they drive: [`docker`] and [`git`]. Reconcilers:
+//! the adapters they drive: [`docker`] and [`git`] (and [`host_files`], files seeded on the
+//! server). Reconcilers:
 //! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
 //! [`backup_schedule`], [`backup`], [`restore`] (Docker events reach them through
 //! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]).
@@ -23,6 +24,7 @@ pub mod docker_triggers;
 pub mod dockers;
 pub mod git;
 pub mod git_repository;
+pub mod host_files;
 pub mod project;
 pub mod proxy;
 pub mod restore;

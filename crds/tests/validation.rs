@@ -395,3 +395,102 @@ fn display_shows_every_error() {
          spec.replicas: Invalid value: must be of type integer, got string"
     );
 }
+
+#[test]
+fn container_settings_are_checked_field_by_field() {
+    let mut obj = app();
+    obj["spec"].as_object_mut().unwrap().extend(
+        json!({
+            "user": "1000:1000", "workingDir": "/srv", "hostname": "web",
+            "capAdd": ["NET_ADMIN", "CAP_SYS_PTRACE"], "capDrop": ["ALL"],
+            "ulimits": {"nofile": {"soft": 1024, "hard": 2048}, "memlock": {"soft": -1, "hard": -1}},
+            "sysctls": {"net.core.somaxconn": "1024"}, "shmSize": "64m", "stopSignal": "SIGQUIT",
+            "stopGracePeriod": "1m30s", "tty": true, "stdinOpen": true,
+            "labels": {"com.example.team": "shop", "traefik.enable": "false"},
+            "networkAliases": ["db", "my_service.internal"],
+            "healthCheck": {"shell": "wget -q -O- http://127.0.0.1:8080/ || exit 1"},
+            "volumes": [{"name": "shared", "mountPath": "/shared", "external": true}],
+            "files": [{"mountPath": "/etc/app.conf", "content": "a=1", "readOnly": true}]
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    kind("Application").validate(&obj).unwrap();
+
+    let mut bad = app();
+    bad["spec"].as_object_mut().unwrap().extend(
+        json!({
+            "user": "bad user", "workingDir": "srv", "hostname": "Web_1",
+            "capAdd": ["net_admin"], "capDrop": ["CAP_"],
+            "ulimits": {"nofile": {"soft": 4096, "hard": 1024}, "No-File": {"soft": 1, "hard": 1}},
+            "sysctls": {"net core": "1"}, "shmSize": "lots", "stopSignal": "sigterm",
+            "stopGracePeriod": "soon",
+            "labels": {"dev.berth.owner": "me", "bad key": "x"},
+            "networkAliases": ["-db", "db2", "db2"],
+            "healthCheck": {"shell": "true", "command": ["true"]},
+            "volumes": [{"hostPath": "/srv/x", "mountPath": "/x", "external": true}],
+            "files": [{"mountPath": "relative"}, {"mountPath": "/etc/dir/"}, {"mountPath": "/x"}]
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let errs = errors("Application", &bad);
+    for field in [
+        "spec.user",
+        "spec.workingDir",
+        "spec.hostname",
+        "spec.capAdd[0]",
+        "spec.capDrop[0]",
+        "spec.ulimits.nofile.soft",
+        "spec.ulimits[No-File]",
+        "spec.sysctls[net core]",
+        "spec.shmSize",
+        "spec.stopSignal",
+        "spec.stopGracePeriod",
+        "spec.labels[bad key]",
+        "spec.networkAliases[0]",
+        "spec.files[0].mountPath",
+        "spec.files[1].mountPath",
+    ] {
+        expect(&errs, field, FieldErrorKind::Invalid);
+    }
+    let reserved = expect(&errs, "spec.labels[dev.berth.owner]", FieldErrorKind::Forbidden);
+    assert!(reserved.contains("berth's own"), "{reserved}");
+    expect(&errs, "spec.networkAliases[2]", FieldErrorKind::Duplicate);
+    expect(&errs, "spec.files[2].mountPath", FieldErrorKind::Duplicate);
+    expect(&errs, "spec.healthCheck.shell", FieldErrorKind::Forbidden);
+    expect(&errs, "spec.volumes[0].external", FieldErrorKind::Forbidden);
+}
+
+#[test]
+fn a_database_without_injected_credentials_needs_its_secret() {
+    let db = |extra: Value| {
+        let mut spec = json!({"engine": "postgresql", "destination": "d"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"apiVersion": "berth.dev/v1", "kind": "Database",
+               "metadata": {"name": "main", "namespace": "shop-production"}, "spec": spec})
+    };
+    let message = expect(
+        &errors("Database", &db(json!({"injectCredentials": false}))),
+        "spec.credentialsSecretRef",
+        FieldErrorKind::Required,
+    );
+    assert!(message.contains("injectCredentials"), "{message}");
+    kind("Database")
+        .validate(&db(
+            json!({"injectCredentials": false, "credentialsSecretRef": "login",
+                             "env": [{"name": "POSTGRES_PASSWORD", "value": "x"}],
+                             "networkAliases": ["db"]}),
+        ))
+        .unwrap();
+    let errs = errors(
+        "Database",
+        &db(json!({"networkAliases": ["db", "db", "bad alias"]})),
+    );
+    expect(&errs, "spec.networkAliases[1]", FieldErrorKind::Duplicate);
+    expect(&errs, "spec.networkAliases[2]", FieldErrorKind::Invalid);
+}

@@ -13,6 +13,8 @@
 //! - A create pulls a missing image inside the reconcile, reporting progress in status
 //!   (`Progressing=True reason=PullingImage`).
 
+use std::time::Duration;
+
 use berth_crds::{
     Object,
     kinds::{
@@ -30,8 +32,13 @@ use super::{
 };
 use crate::{
     docker::{self, ContainerSpec, Docker, label},
+    host_files,
+    object::ObjectRef,
     status, workload,
 };
+
+/// How long a file that could not be seeded waits before the next attempt.
+const SEED_RETRY: Duration = Duration::from_secs(30);
 
 impl AppReconciler {
     /// Runs `steps` in order on `docker`; records the digest of created images in
@@ -129,15 +136,56 @@ impl AppReconciler {
         };
         let image = workload::ensure_image(docker, &self.recorder, obj, &spec.image, progress).await?;
         for m in &spec.mounts {
-            if let docker::MountSpec::Volume { name, .. } = m {
-                let mut labels = spec.labels.clone();
-                labels.remove(label::REPLICA);
-                labels.remove(plan::APP_HASH);
-                docker.ensure_volume(name, &labels).await?;
+            let docker::MountSpec::Volume { name, external, .. } = m else {
+                continue;
+            };
+            if *external {
+                // Docker would create a missing one with the container: refuse instead.
+                if !docker.volume_exists(name).await? {
+                    return Err(Error::ExternalVolumeMissing { name: name.clone() });
+                }
+                continue;
             }
+            let mut labels = spec.labels.clone();
+            labels.remove(label::REPLICA);
+            labels.remove(plan::APP_HASH);
+            docker.ensure_volume(name, &labels).await?;
         }
         workload::create_and_start(docker, spec).await?;
         Ok(image.repo_digests.into_iter().next())
+    }
+
+    /// Seeds `spec.files` on the server, once each ([`host_files::seed`]). On failure: the
+    /// reason and message for status, and when to try again (`None`: on the next change).
+    pub(super) async fn seed_files(
+        &self,
+        obj: &Object<ApplicationSpec>,
+        server: &str,
+    ) -> Result<(), (AppReason, String, Option<Duration>)> {
+        let Some(root) = self.options.host_root.as_deref() else {
+            let message = plan::Error::FilesNeedHostRoot.to_string();
+            return Err((AppReason::HostFilesDisabled, message, None));
+        };
+        let local = self
+            .dockers
+            .servers()
+            .get(&ObjectRef::cluster(server))
+            .is_some_and(|s| s.spec.localhost.is_some());
+        if !local {
+            let message = format!(
+                "spec.files: files are seeded on berth's own filesystem, so only on a localhost server, not on {server:?}"
+            );
+            return Err((AppReason::HostFilesDisabled, message, None));
+        }
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name());
+        for (i, f) in obj.spec.files.iter().enumerate() {
+            let path = host_files::path_of(root, ns, name, &f.mount_path);
+            if let Err(e) = host_files::seed(&format!("spec.files[{i}]"), &path, &f.content).await {
+                tracing::warn!(error = %e, "cannot seed a file");
+                return Err((AppReason::HostFileFailed, e.to_string(), Some(SEED_RETRY)));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the status.

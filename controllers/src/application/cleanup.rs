@@ -1,6 +1,6 @@
 //! Deletion of an Application's containers (and, for Git sources, its built images and
-//! build logs; its named volumes with `spec.deleteVolumes`), and the sweep of orphans:
-//! berth containers of Applications that no longer exist.
+//! build logs; its named volumes with `spec.deleteVolumes`, never external ones), and the
+//! sweep of orphans: berth containers of Applications that no longer exist.
 //!
 //! # Guarantees
 //! - [`AppReconciler::tear_down`] copes with apply never having run, and with the destination
@@ -105,7 +105,17 @@ impl AppReconciler {
             self.prune_images(&docker, &owner, &[]).await?;
         }
         if obj.spec.delete_volumes {
+            let external = |name: &str| {
+                obj.spec
+                    .volumes
+                    .iter()
+                    .any(|v| v.external && v.name.as_deref() == Some(name))
+            };
             for v in docker.list_volumes(&selector).await? {
+                if external(&v.name) {
+                    tracing::info!(volume = %v.name, "keeping external volume");
+                    continue;
+                }
                 match docker.remove_volume(&v.name).await {
                     Ok(()) => tracing::info!(volume = %v.name, "removed volume"),
                     Err(e) if e.is_not_found() => {}

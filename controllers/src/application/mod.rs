@@ -13,11 +13,12 @@
 //! - Containers are named `<ns>-<name>-<hash>-<replica>` from the effective config
 //!   ([`plan`]), labelled with the owner (`dev.berth.*`, replica, config hash) and the scope
 //!   labels, and attached to the destination network under their own name; once ready they
-//!   also answer to the service alias `<name>.<ns>` (re-attached with it), so while any
-//!   container of the app runs, the alias only resolves to containers that serve. When none
-//!   runs (a first deploy, the only replica removed), a new container gets the alias at
-//!   creation: nothing else could answer to it, and the re-attach (a network disconnect and
-//!   connect, about a third of a create and start) is spared. Everything is derived from the
+//!   also answer to the service alias `<name>.<ns>` and to `spec.networkAliases` (re-attached
+//!   with them), so while any container of the app runs, they only resolve to containers that
+//!   serve; a change of `spec.networkAliases` is a rollout, so old containers go with their
+//!   old aliases. When none runs (a first deploy, the only replica removed), a new container
+//!   gets the aliases at creation: nothing else could answer to them, and the re-attach (a
+//!   network disconnect and connect, about a third of a create and start) is spared. Everything is derived from the
 //!   spec, the Secrets and Docker's state: a restart of berth loses nothing.
 //! - Rolling update: new replicas start beside the old ones; once all are ready (healthy
 //!   under the spec's health check, else running for [`AppOptions::min_ready`]) the status
@@ -40,7 +41,11 @@
 //!   keeps the running version. `status.build` holds all of it.
 //! - Deletion (finalizer `berth.dev/application`) removes the containers, and the built
 //!   images and build logs of a Git source; named volumes are kept unless
-//!   `spec.deleteVolumes`. It copes with the destination or server being gone.
+//!   `spec.deleteVolumes` (external ones always are: berth neither creates nor deletes
+//!   them). It copes with the destination or server being gone.
+//! - `spec.files` are seeded once under `<host root>/files/<ns>/<name>/` before containers
+//!   are made ([`crate::host_files`]), on the `localhost` server only; without
+//!   `--host-root`, or elsewhere, the app is blocked (`HostFilesDisabled`).
 //!
 //! # Caveats
 //! - Docker events are followed on the `localhost` endpoint only; apps on other servers are
@@ -138,6 +143,12 @@ pub enum Error {
     /// The status could not be written.
     #[error(transparent)]
     Status(#[from] status::Error),
+    /// An external volume of `spec.volumes` does not exist (retried with backoff).
+    #[error("spec.volumes: external volume {name:?} does not exist; create it, or drop `external`")]
+    ExternalVolumeMissing {
+        /// The volume.
+        name: String,
+    },
     /// The Git ref could not be resolved (retried with backoff; the running version stays).
     #[error("cannot fetch {url}: {message}")]
     Fetch {
@@ -342,8 +353,15 @@ impl AppReconciler {
                 return Ok(Action::await_change());
             }
         };
+        if !app.spec.files.is_empty()
+            && let Err((reason, message, retry)) = self.seed_files(app, &dest.spec.server).await
+        {
+            blocked(&mut next, reason, &message);
+            self.write(app, &next).await?;
+            return Ok(retry.map_or_else(Action::await_change, Action::requeue));
+        }
         let hash = plan::short_hash(&template);
-        let service = plan::alias(&ns, &name);
+        let service = plan::service_aliases(&ns, &name, &template);
         let timing = decide::Timing {
             min_ready: self.options.min_ready,
             progress_deadline: self.options.progress_deadline,
@@ -362,9 +380,14 @@ impl AppReconciler {
         let touched = match self.act(&docker, app, &first.steps, &mut next).await {
             Ok(t) => t,
             Err(e) => {
-                if matches!(e, Error::Workload(workload::Error::ImagePull { .. })) {
-                    // The registry's words in status; the error retries with backoff.
-                    blocked(&mut next, AppReason::ImagePullFailed, &e.to_string());
+                let reason = match &e {
+                    Error::Workload(workload::Error::ImagePull { .. }) => Some(AppReason::ImagePullFailed),
+                    Error::ExternalVolumeMissing { .. } => Some(AppReason::ExternalVolumeMissing),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    // The words in status; the error retries with backoff.
+                    blocked(&mut next, reason, &e.to_string());
                     self.write(app, &next).await?;
                 }
                 return Err(e);
@@ -378,7 +401,7 @@ impl AppReconciler {
             old: &old,
             next: &next,
             hash: &hash,
-            alias: &service,
+            aliases: &service,
             network: &dest.spec.network,
             generation,
             git: app.spec.source.git.is_some().then_some(building),

@@ -5,8 +5,10 @@
 //! - Pure functions: the same spec, secrets and destination give the same template, hash and
 //!   names on every run and in every process.
 //! - The template hash covers everything that reaches the container (image, command, env
-//!   with resolved secrets, ports, mounts, limits, health check, network), so any change of
-//!   effective config yields new container names: a rolling update.
+//!   with resolved secrets, ports, mounts, limits, health check, network and its aliases,
+//!   the container settings), so any change of effective config yields new container names:
+//!   a rolling update. The content of `spec.files` is not part of it: the files are seeded
+//!   once ([`crate::host_files`]), and the server's copy is what the container sees.
 //!
 //! # Caveats
 //! - Renaming a [`ContainerSpec`] field changes every hash and rolls every application once.
@@ -15,7 +17,7 @@ use std::{path::Path, time::Duration};
 
 use berth_crds::kinds::{
     ApplicationSpec,
-    application::{HealthCheck as AppHealthCheck, Protocol as AppProtocol},
+    application::{HealthCheck as AppHealthCheck, Protocol as AppProtocol, shm_size_bytes},
 };
 
 pub use crate::container_config::{alias, env, limits};
@@ -23,8 +25,9 @@ use crate::{
     container_config,
     docker::{
         ContainerSpec, HealthCheck, Labels, MountSpec, NetworkAttachment, Owner, PortSpec, Probe, Protocol,
-        RestartPolicy, label,
+        RestartPolicy, Ulimit, label,
     },
+    host_files,
 };
 
 /// Characters of the config hash in container names.
@@ -55,6 +58,11 @@ pub enum Error {
         /// The allowed root (`none` when bind mounts are disabled).
         root: String,
     },
+    /// `spec.files` without a host root to seed them under.
+    #[error(
+        "spec.files: files are seeded under the server's host root, and berth was started without --host-root"
+    )]
+    FilesNeedHostRoot,
     /// A Git source with no image built yet.
     #[error("spec.source.git: no image built yet")]
     NoImage,
@@ -101,6 +109,7 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
                 name: name.clone(),
                 target: v.mount_path.clone(),
                 read_only: v.read_only,
+                external: v.external,
             });
         } else if let Some(path) = &v.host_path {
             if berth_crds::rules::host_path_under(path, inputs.host_root).is_err() {
@@ -119,8 +128,28 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
             });
         }
     }
-    let mut labels = inputs.owner.labels();
+    for f in &spec.files {
+        let root = inputs.host_root.ok_or(Error::FilesNeedHostRoot)?;
+        let (ns, name) = (&inputs.owner.namespace, &inputs.owner.name);
+        mounts.push(MountSpec::Bind {
+            source: host_files::path_of(root, ns, name, &f.mount_path)
+                .display()
+                .to_string(),
+            target: f.mount_path.clone(),
+            read_only: f.read_only,
+        });
+    }
+    // berth's own labels win (admission refuses `dev.berth.` keys in spec.labels anyway).
+    let mut labels = Labels::from_iter(spec.labels.clone());
+    labels.extend(inputs.owner.labels());
     labels.extend(inputs.scope.clone());
+    let stop_timeout_secs = spec
+        .stop_grace_period
+        .as_deref()
+        .and_then(berth_crds::rules::parse_duration)
+        .map_or(10, |d| {
+            u32::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u32::MAX)
+        });
     Ok(ContainerSpec {
         name: String::new(),
         image,
@@ -130,9 +159,11 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
         labels,
         // The service alias is added once a container is ready (see the controller), so
         // that `<name>.<ns>` only resolves to containers that serve.
+        // So are `spec.networkAliases`.
         network: Some(NetworkAttachment {
             name: inputs.network.to_owned(),
             aliases: Vec::new(),
+            ready_aliases: spec.network_aliases.clone(),
             ..Default::default()
         }),
         ports: spec
@@ -154,8 +185,43 @@ pub fn template(spec: &ApplicationSpec, inputs: &Inputs<'_>) -> Result<Container
         // berth restarts exited containers itself, with a crash-loop backoff.
         restart_policy: RestartPolicy::No,
         health_check: spec.health_check.as_ref().map(health_check),
-        stop_timeout_secs: Some(10),
+        stop_timeout_secs: Some(stop_timeout_secs),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        cap_add: spec.cap_add.clone(),
+        cap_drop: spec.cap_drop.clone(),
+        ulimits: spec
+            .ulimits
+            .iter()
+            .map(|(k, u)| {
+                (
+                    k.clone(),
+                    Ulimit {
+                        soft: u.soft,
+                        hard: u.hard,
+                    },
+                )
+            })
+            .collect(),
+        sysctls: spec.sysctls.clone(),
+        shm_size_bytes: spec.shm_size.as_deref().and_then(shm_size_bytes),
+        stop_signal: spec.stop_signal.clone(),
+        tty: spec.tty,
+        open_stdin: spec.stdin_open,
     })
+}
+
+/// The aliases ready containers answer to besides their own name: the service alias
+/// `<name>.<ns>` ([`alias`]), then `spec.networkAliases` (kept in the template).
+pub fn service_aliases(namespace: &str, name: &str, template: &ContainerSpec) -> Vec<String> {
+    let mut out = vec![alias(namespace, name)];
+    for a in template.network.iter().flat_map(|n| &n.ready_aliases) {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
 }
 
 /// The short config hash of a template (the one in container names).
@@ -196,12 +262,13 @@ pub fn backoff(restarts: u32) -> Duration {
 }
 
 fn health_check(hc: &AppHealthCheck) -> HealthCheck {
-    let probe = match &hc.http {
-        Some(http) => Probe::Http {
+    let probe = match (&hc.http, &hc.shell) {
+        (Some(http), _) => Probe::Http {
             port: http.port,
             path: http.path.clone(),
         },
-        None => Probe::Command(hc.command.clone()),
+        (None, Some(line)) => Probe::Shell(line.clone()),
+        (None, None) => Probe::Command(hc.command.clone()),
     };
     HealthCheck {
         probe,
@@ -342,6 +409,95 @@ mod tests {
         let b = template(&s, &inputs(Some("berth.local/ns-web:bbbb-1"))).unwrap();
         assert_eq!(a.image, "berth.local/ns-web:aaaa-1");
         assert_ne!(short_hash(&a), short_hash(&b), "a new build is a rollout");
+    }
+
+    #[test]
+    fn container_settings_files_and_aliases_reach_the_template() {
+        let s = spec(
+            r#"{"source":{"image":"img:1"},"destination":"d",
+                "user":"1000:1000","workingDir":"/srv","hostname":"web","capAdd":["NET_ADMIN"],
+                "capDrop":["ALL"],"ulimits":{"nofile":{"soft":1024,"hard":2048}},
+                "sysctls":{"net.core.somaxconn":"1024"},"shmSize":"64m","stopSignal":"SIGQUIT",
+                "stopGracePeriod":"1m30s","tty":true,"stdinOpen":true,"labels":{"com.example":"x"},
+                "networkAliases":["db"],"healthCheck":{"shell":"test -f /ok"},
+                "volumes":[{"name":"shared","mountPath":"/shared","external":true}],
+                "files":[{"mountPath":"/etc/app.conf","content":"a=1","readOnly":true}]}"#,
+        );
+        let o = owner();
+        let scope = Labels::new();
+        let none = |_: &str, _: &str| None;
+        let root = Path::new("/srv/berth");
+        let inputs = Inputs {
+            owner: &o,
+            scope: &scope,
+            network: "n",
+            secret: &none,
+            host_root: Some(root),
+            built_image: None,
+        };
+        let t = template(&s, &inputs).unwrap();
+        assert_eq!(t.user.as_deref(), Some("1000:1000"));
+        assert_eq!(t.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(t.hostname.as_deref(), Some("web"));
+        assert_eq!(
+            (t.cap_add.clone(), t.cap_drop.clone()),
+            (vec!["NET_ADMIN".into()], vec!["ALL".into()])
+        );
+        assert_eq!(
+            t.ulimits["nofile"],
+            Ulimit {
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        assert_eq!(t.sysctls["net.core.somaxconn"], "1024");
+        assert_eq!(t.shm_size_bytes, Some(64 << 20));
+        assert_eq!(t.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(t.stop_timeout_secs, Some(90));
+        assert!(t.tty && t.open_stdin);
+        assert_eq!(t.labels.get("com.example").map(String::as_str), Some("x"));
+        assert_eq!(t.labels.get(label::NAME).map(String::as_str), Some("web"));
+        assert_eq!(
+            t.health_check.as_ref().unwrap().probe,
+            Probe::Shell("test -f /ok".into())
+        );
+        assert_eq!(
+            t.mounts,
+            [
+                MountSpec::Volume {
+                    name: "shared".into(),
+                    target: "/shared".into(),
+                    read_only: false,
+                    external: true,
+                },
+                MountSpec::Bind {
+                    source: "/srv/berth/files/ns/web/etc/app.conf".into(),
+                    target: "/etc/app.conf".into(),
+                    read_only: true,
+                },
+            ]
+        );
+        // The network aliases are not given at creation, but are the template's (and hash's).
+        let net = t.network.as_ref().unwrap();
+        assert!(net.aliases.is_empty() && net.unhashed_aliases.is_empty());
+        assert_eq!(service_aliases("ns", "web", &t), ["web.ns", "db"]);
+        let mut fewer = s.clone();
+        fewer.network_aliases.clear();
+        assert_ne!(short_hash(&t), short_hash(&template(&fewer, &inputs).unwrap()));
+        // The content of a file is seeded once, not part of the config.
+        let mut edited = s.clone();
+        edited.files[0].content = "a=2".into();
+        assert_eq!(short_hash(&t), short_hash(&template(&edited, &inputs).unwrap()));
+        // Without a host root, files cannot be seeded.
+        let inputs = Inputs {
+            host_root: None,
+            ..inputs
+        };
+        let mut no_external = s.clone();
+        no_external.volumes.clear();
+        let err = template(&no_external, &inputs).unwrap_err();
+        assert_eq!(err, Error::FilesNeedHostRoot);
+        assert!(err.to_string().starts_with("spec.files: "), "{err}");
     }
 
     #[test]

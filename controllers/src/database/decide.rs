@@ -1063,6 +1063,14 @@ mod tests {
                 blocked(R::InvalidSpec, false),
             ),
             case(
+                "injectCredentials false: the env sets the credential variables itself",
+                |o| {
+                    o.spec.inject_credentials = false;
+                    env(o, r#"[{"name":"POSTGRES_PASSWORD","value":"x"}]"#);
+                },
+                steps(&["PullImage", "Create"]),
+            ),
+            case(
                 "a container of that name that is not ours: blocked, never touched",
                 |o| {
                     running(o);

@@ -6,12 +6,18 @@
 //!   args, limits, port, credentials — rolls the container, and nothing else does.
 //! - The container is named `<ns>-<name>`, answers to `<name>.<ns>` and to its own name on the
 //!   destination network, and mounts the volume at the engine's data directory.
-//! - `spec.env` cannot override the variables the engine gets from the credentials.
+//! - `spec.env` cannot override the variables the engine gets from the credentials; with
+//!   `spec.injectCredentials: false` the container gets `spec.env` alone (the credentials
+//!   Secret then only serves berth's probes, backups and restores).
+//! - `spec.networkAliases` are further names on the network, given at creation like
+//!   `<name>.<ns>` (the single container is the only one that could answer to them).
 //!
 //! # Caveats
 //! - Engines read their credential variables when they initialise an empty data directory
 //!   only: changing the Secret of an initialised database rolls the container but does not
 //!   change the password inside the engine.
+
+use std::collections::BTreeMap;
 
 use berth_crds::kinds::DatabaseSpec;
 
@@ -76,12 +82,18 @@ pub fn labels(owner: &Owner, scope: &Labels) -> Labels {
     labels
 }
 
-/// The container the database runs as.
-pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSpec, Error> {
-    let engine = inputs.engine;
-    let mut env: std::collections::BTreeMap<String, String> =
-        engine.container_env(inputs.credentials).into_iter().collect();
+/// The container's environment: the engine's credential variables and `spec.env`, which
+/// may not override them; with `spec.injectCredentials: false`, `spec.env` alone, verbatim.
+pub fn env(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<BTreeMap<String, String>, Error> {
     let extra = container_config::env(&spec.env, inputs.secret)?;
+    if !spec.inject_credentials {
+        return Ok(extra);
+    }
+    let mut env: BTreeMap<String, String> = inputs
+        .engine
+        .container_env(inputs.credentials)
+        .into_iter()
+        .collect();
     for (index, var) in spec.env.iter().enumerate() {
         if env.contains_key(&var.name) {
             return Err(Error::ReservedEnv {
@@ -91,6 +103,25 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
         }
     }
     env.extend(extra);
+    Ok(env)
+}
+
+/// The container's DNS names on the destination network: `<name>.<ns>`, its own name, then
+/// `spec.networkAliases`.
+fn aliases(spec: &DatabaseSpec, ns: &str, name: &str, container: &str) -> Vec<String> {
+    let mut out = vec![container_config::alias(ns, name), container.to_owned()];
+    for a in &spec.network_aliases {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The container the database runs as.
+pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSpec, Error> {
+    let engine = inputs.engine;
+    let env = env(spec, inputs)?;
     let (ns, name) = (&inputs.owner.namespace, &inputs.owner.name);
     let container = container_name(ns, name);
     let (cpu_millis, memory_bytes) = container_config::limits(spec.resources.as_ref());
@@ -107,7 +138,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
         labels: labels(inputs.owner, inputs.scope),
         network: Some(NetworkAttachment {
             name: inputs.network.to_owned(),
-            aliases: vec![container_config::alias(ns, name), container],
+            aliases: aliases(spec, ns, name, &container),
             ..Default::default()
         }),
         ports: vec![PortSpec {
@@ -120,6 +151,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
             name: volume_name(spec, ns, name),
             target: engine.data_dir.to_owned(),
             read_only: false,
+            external: false,
         }],
         cpu_millis,
         memory_bytes,
@@ -128,6 +160,7 @@ pub fn container(spec: &DatabaseSpec, inputs: &Inputs<'_>) -> Result<ContainerSp
         restart_policy: RestartPolicy::UnlessStopped,
         health_check: None,
         stop_timeout_secs: Some(STOP_TIMEOUT_SECS),
+        ..Default::default()
     })
 }
 
@@ -201,7 +234,8 @@ mod tests {
             [MountSpec::Volume {
                 name: "shop-orders-data".into(),
                 target: "/var/lib/postgresql/data".into(),
-                read_only: false
+                read_only: false,
+                external: false,
             }]
         );
         assert_eq!(
@@ -250,6 +284,51 @@ mod tests {
             e.to_string(),
             "spec.env[1].name: \"POSTGRES_PASSWORD\" is set by berth from the credentials Secret"
         );
+    }
+
+    #[test]
+    fn without_injected_credentials_the_env_is_spec_env_verbatim() {
+        let s = spec(
+            r#"{"engine":"postgresql","destination":"default","injectCredentials":false,
+                "credentialsSecretRef":"login",
+                "env":[{"name":"POSTGRES_PASSWORD","value":"from-compose"},{"name":"POSTGRES_DB","value":"app"}]}"#,
+        );
+        let c = plan(&s, &creds()).unwrap();
+        assert_eq!(
+            c.env,
+            BTreeMap::from([
+                ("POSTGRES_DB".to_string(), "app".to_string()),
+                ("POSTGRES_PASSWORD".to_string(), "from-compose".to_string()),
+            ]),
+            "no credential variable injected, none refused"
+        );
+        let injected =
+            spec(r#"{"engine":"postgresql","destination":"default","credentialsSecretRef":"login"}"#);
+        assert!(injected.inject_credentials, "the default injects");
+        assert!(
+            plan(&injected, &creds())
+                .unwrap()
+                .env
+                .contains_key("POSTGRES_PASSWORD")
+        );
+        let stored = serde_json::to_value(&injected).unwrap();
+        assert!(
+            stored.get("injectCredentials").is_none(),
+            "the default is not stored"
+        );
+    }
+
+    #[test]
+    fn network_aliases_follow_the_service_alias() {
+        let base = spec(r#"{"engine":"postgresql","destination":"default"}"#);
+        let s =
+            spec(r#"{"engine":"postgresql","destination":"default","networkAliases":["db","orders.shop"]}"#);
+        let c = plan(&s, &creds()).unwrap();
+        assert_eq!(
+            c.network.as_ref().unwrap().aliases,
+            ["orders.shop", "shop-orders", "db"].map(String::from)
+        );
+        assert_ne!(c.config_hash(), plan(&base, &creds()).unwrap().config_hash());
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub use logs::{LogLine, LogOptions, OutputStream};
 pub use network::NetworkInfo;
 pub use spec::{
     ContainerSpec, HealthCheck, MountSpec, NetworkAttachment, PortSpec, Probe, Protocol, RestartPolicy,
+    Ulimit,
 };
 pub use volume::VolumeInfo;
 

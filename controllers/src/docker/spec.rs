@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount, MountType,
-    NetworkingConfig, PortBinding, RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy as DockerRestartPolicy,
+    RestartPolicyNameEnum,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,6 +56,54 @@ pub struct ContainerSpec {
     pub health_check: Option<HealthCheck>,
     /// Seconds between SIGTERM and SIGKILL on stop (Docker's default is 10).
     pub stop_timeout_secs: Option<u32>,
+    // The settings below are left out of the hash's JSON while unset, so that adding them
+    // changed no existing container's hash.
+    /// The user (and group) the process runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The process's working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// The container's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Linux capabilities added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Linux capabilities dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Resource limits by name (`nofile`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Namespaced kernel parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Size of `/dev/shm` in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size_bytes: Option<u64>,
+    /// The signal that stops the container (Docker's default: `SIGTERM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Whether the container gets a pseudo-terminal.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Whether the container's stdin stays open.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub open_stdin: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A soft and a hard limit of one resource; `-1` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
 }
 
 /// A network to attach to, with the DNS aliases the container answers to there.
@@ -68,6 +117,10 @@ pub struct NetworkAttachment {
     /// its hash): a caller that manages them itself, after creation, may also set them early.
     #[serde(skip)]
     pub unhashed_aliases: Vec<String>,
+    /// Aliases the caller gives the container itself once it is ready, never at creation:
+    /// part of the config (and hash), so changing them replaces the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_aliases: Vec<String>,
 }
 
 /// Transport protocol of a port.
@@ -106,6 +159,9 @@ pub enum MountSpec {
         target: String,
         /// Mount read-only.
         read_only: bool,
+        /// Created (and deleted) elsewhere: the caller must not create it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        external: bool,
     },
     /// A host path.
     Bind {
@@ -164,6 +220,8 @@ pub enum Probe {
     },
     /// A command run inside the container (exec form) must exit 0.
     Command(Vec<String>),
+    /// A command line run by the container's `/bin/sh -c` must exit 0.
+    Shell(String),
 }
 
 impl ContainerSpec {
@@ -213,6 +271,7 @@ impl ContainerSpec {
                     name,
                     target,
                     read_only,
+                    ..
                 } => DockerMount {
                     typ: Some(MountType::VOLUME),
                     source: Some(name.clone()),
@@ -255,6 +314,20 @@ impl ContainerSpec {
                 maximum_retry_count: restart_policy.1,
             }),
             network_mode: self.network.as_ref().map(|n| n.name.clone()),
+            cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
+            cap_drop: (!self.cap_drop.is_empty()).then(|| self.cap_drop.clone()),
+            ulimits: (!self.ulimits.is_empty()).then(|| {
+                self.ulimits
+                    .iter()
+                    .map(|(name, u)| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(u.soft),
+                        hard: Some(u.hard),
+                    })
+                    .collect()
+            }),
+            sysctls: (!self.sysctls.is_empty()).then(|| self.sysctls.clone().into_iter().collect()),
+            shm_size: self.shm_size_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
             ..Default::default()
         };
 
@@ -280,6 +353,12 @@ impl ContainerSpec {
             stop_timeout: self.stop_timeout_secs.map(i64::from),
             host_config: Some(host_config),
             networking_config,
+            user: self.user.clone(),
+            working_dir: self.working_dir.clone(),
+            hostname: self.hostname.clone(),
+            stop_signal: self.stop_signal.clone(),
+            tty: self.tty.then_some(true),
+            open_stdin: self.open_stdin.then_some(true),
             ..Default::default()
         })
     }
@@ -299,6 +378,7 @@ fn health_config(check: &HealthCheck) -> HealthConfig {
         Probe::Command(argv) => std::iter::once("CMD".to_string())
             .chain(argv.iter().cloned())
             .collect(),
+        Probe::Shell(line) => vec!["CMD-SHELL".to_string(), line.clone()],
         Probe::Http { port, path } => {
             // No client-side timeout flags: Docker enforces `timeout` on the probe,
             // and busybox's `wget -T` crashes in Debian's static build.
@@ -388,6 +468,82 @@ mod tests {
             Some("0")
         );
         assert_eq!(body.healthcheck.unwrap().test.unwrap()[0], "CMD-SHELL");
+    }
+
+    #[test]
+    fn create_body_carries_the_container_settings() {
+        let s = ContainerSpec {
+            user: Some("1000:1000".into()),
+            working_dir: Some("/srv".into()),
+            hostname: Some("web".into()),
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            ulimits: BTreeMap::from([(
+                "nofile".into(),
+                Ulimit {
+                    soft: 1024,
+                    hard: 2048,
+                },
+            )]),
+            sysctls: BTreeMap::from([("net.core.somaxconn".into(), "1024".into())]),
+            shm_size_bytes: Some(64 << 20),
+            stop_signal: Some("SIGQUIT".into()),
+            stop_timeout_secs: Some(30),
+            tty: true,
+            open_stdin: true,
+            health_check: Some(HealthCheck {
+                probe: Probe::Shell("test -f /ok".into()),
+                ..spec().health_check.unwrap()
+            }),
+            ..spec()
+        };
+        assert_ne!(s.config_hash(), spec().config_hash());
+        let body = s.to_create_body().unwrap();
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        assert_eq!(body.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(body.hostname.as_deref(), Some("web"));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(body.stop_timeout, Some(30));
+        assert_eq!((body.tty, body.open_stdin), (Some(true), Some(true)));
+        assert_eq!(
+            body.healthcheck.unwrap().test.unwrap(),
+            vec!["CMD-SHELL".to_string(), "test -f /ok".to_string()]
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        let ulimit = &host.ulimits.unwrap()[0];
+        assert_eq!(
+            (ulimit.name.as_deref(), ulimit.soft, ulimit.hard),
+            (Some("nofile"), Some(1024), Some(2048))
+        );
+        assert_eq!(host.sysctls.unwrap()["net.core.somaxconn"], "1024");
+        assert_eq!(host.shm_size, Some(64 << 20));
+
+        // Unset, none of it reaches Docker.
+        let plain = spec().to_create_body().unwrap();
+        assert_eq!((plain.user, plain.tty, plain.open_stdin), (None, None, None));
+        let host = plain.host_config.unwrap();
+        assert_eq!(
+            (host.cap_add, host.ulimits, host.sysctls, host.shm_size),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn an_external_volume_keeps_the_hash_of_a_plain_one_only_when_unset() {
+        let volume = |external| ContainerSpec {
+            mounts: vec![MountSpec::Volume {
+                name: "data".into(),
+                target: "/data".into(),
+                read_only: false,
+                external,
+            }],
+            ..spec()
+        };
+        let json = serde_json::to_string(&volume(false).mounts).unwrap();
+        assert!(!json.contains("external"), "{json}");
+        assert_ne!(volume(false).config_hash(), volume(true).config_hash());
     }
 
     #[test]

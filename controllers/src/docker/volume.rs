@@ -1,4 +1,4 @@
-//! Named volumes: ensure, list, remove.
+//! Named volumes: ensure, inspect, list, remove.
 //!
 //! # Guarantees
 //! - [`Docker::ensure_volume`] is idempotent (Docker's volume create is).
@@ -41,6 +41,18 @@ impl Docker {
             labels: v.labels.into_iter().collect(),
             mountpoint: v.mountpoint,
         })
+    }
+
+    /// Whether the volume `name` exists (an external one must: nothing creates it).
+    pub async fn volume_exists(&self, name: &str) -> Result<bool> {
+        self.count("volume_inspect");
+        match self.client.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = super::Error::from(e);
+                if e.is_not_found() { Ok(false) } else { Err(e) }
+            }
+        }
     }
 
     /// Removes a volume; [`Error::NotFound`](super::Error::NotFound) if there is none,

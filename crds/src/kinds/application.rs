@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::application_container::is_false;
+pub use super::application_container::{FileMount, RESERVED_LABEL_PREFIX, Ulimit, shm_size_bytes};
 pub use super::application_status::{
     AppCondition, AppContainer, AppReason, ApplicationPhase, ApplicationStatus, BuildPhase, BuildStatus,
 };
@@ -52,9 +54,55 @@ pub struct ApplicationSpec {
     /// Docker's restart policy.
     #[serde(default)]
     pub restart_policy: RestartPolicy,
-    /// Whether named volumes are deleted with the application.
+    /// Whether named volumes are deleted with the application (external ones never are).
     #[serde(default)]
     pub delete_volumes: bool,
+    /// Files seeded once on the server (under `--host-root`) and bind-mounted as files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileMount>,
+    /// The user (and group) the process runs as, e.g. `1000:1000` or `www-data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The working directory of the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// The container's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Linux capabilities added, e.g. `NET_ADMIN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Linux capabilities dropped, e.g. `ALL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Resource limits by name (`nofile`, `nproc`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Namespaced kernel parameters, e.g. `net.core.somaxconn: "1024"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Size of `/dev/shm`, e.g. `64Mi` or `1g`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// The signal that stops the container (Docker's default: `SIGTERM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Time between the stop signal and SIGKILL (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<String>,
+    /// Whether the container gets a pseudo-terminal.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// Whether the container's stdin stays open.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin_open: bool,
+    /// Extra container labels; keys under `dev.berth.` are berth's and refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra DNS names on the destination network, given (like `<name>.<namespace>`) only
+    /// to ready containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
 }
 
 fn default_replicas() -> u32 {
@@ -188,7 +236,7 @@ fn default_true() -> bool {
     true
 }
 
-/// A container health check: exactly one of `http` or `command`.
+/// A container health check: exactly one of `http`, `command` or `shell`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
@@ -198,6 +246,9 @@ pub struct HealthCheck {
     /// A command run inside the container; exit code 0 means healthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// A command line run by the container's `/bin/sh -c` (Docker's `CMD-SHELL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
     /// Time between probes.
     #[serde(default = "default_interval")]
     pub interval: String,
@@ -250,7 +301,7 @@ fn default_probe_path() -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Volume {
-    /// A named volume, created if missing.
+    /// A named volume, created if missing (unless `external`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A directory on the server (bind mount).
@@ -261,6 +312,9 @@ pub struct Volume {
     /// Whether the mount is read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// A named volume created elsewhere: berth never creates nor deletes it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
 }
 
 /// CPU and memory limits.
@@ -333,10 +387,11 @@ impl Resource for ApplicationSpec {
         if let Some(hc) = &self.health_check {
             hc.validate("spec.healthCheck", errors);
         }
-        self.validate_volumes(errors);
+        self.validate_mounts(errors);
         if let Some(r) = &self.resources {
             r.validate("spec.resources", errors);
         }
+        self.validate_container(errors);
     }
 }
 
@@ -491,34 +546,6 @@ impl ApplicationSpec {
             }
         }
     }
-
-    fn validate_volumes(&self, errors: &mut Vec<FieldError>) {
-        for (i, v) in self.volumes.iter().enumerate() {
-            let base = format!("spec.volumes[{i}]");
-            exactly_one(
-                &base,
-                &[("name", v.name.is_some()), ("hostPath", v.host_path.is_some())],
-                errors,
-            );
-            if let Some(n) = &v.name {
-                check(errors, format!("{base}.name"), rules::docker_name(n));
-            }
-            if let Some(h) = &v.host_path {
-                check(errors, format!("{base}.hostPath"), rules::absolute_path(h));
-            }
-            check(
-                errors,
-                format!("{base}.mountPath"),
-                rules::absolute_path(&v.mount_path),
-            );
-            if self.volumes[..i].iter().any(|o| o.mount_path == v.mount_path) {
-                errors.push(FieldError::duplicate(
-                    format!("{base}.mountPath"),
-                    "mounted twice",
-                ));
-            }
-        }
-    }
 }
 
 impl HealthCheck {
@@ -528,9 +555,13 @@ impl HealthCheck {
             &[
                 ("http", self.http.is_some()),
                 ("command", !self.command.is_empty()),
+                ("shell", self.shell.is_some()),
             ],
             errors,
         );
+        if let Some(shell) = &self.shell {
+            non_empty(&format!("{base}.shell"), shell, errors);
+        }
         if let Some(http) = &self.http {
             check(
                 errors,

@@ -98,6 +98,13 @@ crate::api_words! {
         SecretNotFound,
         /// A bind mount lies outside `--host-root`.
         HostPathForbidden,
+        /// `spec.files` cannot be seeded here: no `--host-root`, or a server other than
+        /// `localhost`.
+        HostFilesDisabled,
+        /// A file of `spec.files` could not be seeded on the server.
+        HostFileFailed,
+        /// An external volume of `spec.volumes` does not exist.
+        ExternalVolumeMissing,
         /// A Git source has no image built yet.
         NoImage,
         /// The image could not be pulled.

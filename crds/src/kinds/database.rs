@@ -45,7 +45,7 @@ pub enum DeletionPolicy {
 }
 
 /// A managed database.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatabaseSpec {
     /// The engine; immutable.
@@ -72,7 +72,8 @@ pub struct DatabaseSpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
     /// Extra environment variables of the container (engine tuning); they may not override
-    /// the credential variables the engine gets from the Secret.
+    /// the credential variables the engine gets from the Secret (unless
+    /// `injectCredentials` is false: then they are the container's whole environment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
     /// Arguments replacing the engine's default command arguments (e.g. `postgres -c
@@ -82,6 +83,44 @@ pub struct DatabaseSpec {
     /// CPU and memory limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceLimits>,
+    /// Extra DNS names of the container on the destination network, besides
+    /// `<name>.<namespace>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
+    /// Whether the engine's credential variables (from the credentials Secret) are put into
+    /// the container's environment (default: true). When false the container gets `env` verbatim, and
+    /// `credentialsSecretRef` (required then) still serves probes, backups and restores: it
+    /// must hold what `env` sets up.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub inject_credentials: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for DatabaseSpec {
+    fn default() -> Self {
+        Self {
+            engine: DatabaseEngine::default(),
+            version: None,
+            image: None,
+            destination: String::new(),
+            storage: None,
+            public_port: None,
+            credentials_secret_ref: None,
+            deletion_policy: DeletionPolicy::default(),
+            env: Vec::new(),
+            args: Vec::new(),
+            resources: None,
+            network_aliases: Vec::new(),
+            inject_credentials: true,
+        }
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The data volume of a database.
@@ -182,6 +221,19 @@ impl Resource for DatabaseSpec {
         }
         if let Some(c) = &self.credentials_secret_ref {
             check(errors, "spec.credentialsSecretRef", rules::dns1123_label(c));
+        }
+        if !self.inject_credentials && self.credentials_secret_ref.is_none() {
+            errors.push(FieldError::required(
+                "spec.credentialsSecretRef",
+                "required when injectCredentials is false: probes, backups and restores log in with it",
+            ));
+        }
+        for (i, alias) in self.network_aliases.iter().enumerate() {
+            let field = format!("spec.networkAliases[{i}]");
+            check(errors, &field, rules::docker_name(alias));
+            if self.network_aliases[..i].contains(alias) {
+                errors.push(FieldError::duplicate(field, format!("{alias:?} is listed twice")));
+            }
         }
         EnvVar::validate_list(&self.env, errors);
         if let Some(r) = &self.resources {

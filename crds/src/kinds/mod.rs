@@ -1,6 +1,7 @@
 //! The berth kinds: one module per kind, holding its spec, status and semantic rules.
 
 pub mod application;
+mod application_container;
 mod application_status;
 pub mod backup;
 pub mod backup_schedule;
@@ -26,7 +27,7 @@ pub use application::ApplicationSpec;
 pub use backup::BackupSpec;
 pub use backup_schedule::BackupScheduleSpec;
 pub use backup_storage::BackupStorageSpec;
-pub use database::DatabaseSpec;
+pub use database::{DatabaseSpec, DeletionPolicy};
 pub use destination::DestinationSpec;
 pub use environment::EnvironmentSpec;
 pub use event::EventSpec;

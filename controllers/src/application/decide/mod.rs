@@ -97,7 +97,7 @@ pub enum Step {
         /// How long it still waits.
         delay: Duration,
     },
-    /// Re-attach a ready container to the network with the service alias.
+    /// Re-attach a ready container to the network with the service aliases.
     AddAlias {
         /// The container.
         container: String,
@@ -176,11 +176,12 @@ fn since(now: DateTime<Utc>, t: DateTime<Utc>) -> Duration {
 }
 
 /// The first round: what to do with each desired replica (see the module docs).
-/// `uid` is the app's, `alias` its service alias, `old` the previous status.
+/// `uid` is the app's, `aliases` its service aliases ([`plan::service_aliases`]), `old` the
+/// previous status.
 pub fn replicas(
     observed: &Observed,
     uid: &str,
-    alias: &str,
+    aliases: &[String],
     old: &ApplicationStatus,
     timing: Timing,
     now: DateTime<Utc>,
@@ -204,9 +205,9 @@ pub fn replicas(
                 if !observed.anything_runs
                     && let Some(net) = &mut spec.network
                 {
-                    // Nothing of the app serves, so the alias cannot lead anywhere that
-                    // does: give it at creation, sparing the re-attach once ready.
-                    net.unhashed_aliases.push(alias.to_owned());
+                    // Nothing of the app serves, so the aliases cannot lead anywhere that
+                    // does: give them at creation, sparing the re-attach once ready.
+                    net.unhashed_aliases.extend(aliases.iter().cloned());
                 }
                 out.steps.push(if differs {
                     Step::Replace { spec }

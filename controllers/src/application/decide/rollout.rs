@@ -1,4 +1,4 @@
-//! The second round of the decide step: readiness, the service alias of ready replicas, the
+//! The second round of the decide step: readiness, the service aliases of ready replicas, the
 //! routing switch, the removal of old containers, and the status to write.
 
 use std::time::Duration;
@@ -51,8 +51,8 @@ pub struct RolloutInputs<'a> {
     pub next: &'a ApplicationStatus,
     /// The template's short hash.
     pub hash: &'a str,
-    /// The service alias.
-    pub alias: &'a str,
+    /// The service aliases ([`crate::application::plan::service_aliases`]).
+    pub aliases: &'a [String],
     /// The destination network.
     pub network: &'a str,
     /// The app's `metadata.generation`.
@@ -73,7 +73,7 @@ pub fn rollout(observed: &Observed, input: RolloutInputs<'_>) -> Plan {
         old,
         next,
         hash,
-        alias,
+        aliases,
         network,
         generation,
         git,
@@ -95,17 +95,19 @@ pub fn rollout(observed: &Observed, input: RolloutInputs<'_>) -> Plan {
         })
         .collect();
 
-    // Ready containers answer to the service alias; others only to their own name.
+    // Ready containers answer to the service aliases; others only to their own name.
     for (r, _) in observed.replicas.iter().zip(&ready).filter(|(_, ready)| **ready) {
         let has = r
             .state
             .as_ref()
-            .is_some_and(|s| s.aliases.iter().any(|a| a == alias));
+            .is_some_and(|s| aliases.iter().all(|a| s.aliases.contains(a)));
         if !has {
+            let mut all = aliases.to_vec();
+            all.push(r.spec.name.clone());
             steps.push(Step::AddAlias {
                 container: r.spec.name.clone(),
                 network: network.to_owned(),
-                aliases: vec![alias.to_owned(), r.spec.name.clone()],
+                aliases: all,
             });
         }
     }

@@ -92,6 +92,7 @@ pub fn template_reason(e: &plan::Error) -> AppReason {
     match e {
         plan::Error::MissingSecret { .. } => AppReason::SecretNotFound,
         plan::Error::HostPathForbidden { .. } => AppReason::HostPathForbidden,
+        plan::Error::FilesNeedHostRoot => AppReason::HostFilesDisabled,
         plan::Error::NoImage => AppReason::NoImage,
     }
 }

@@ -295,7 +295,8 @@ fn run(case: &Case) -> Vec<String> {
         anything_runs,
         proxy_serves: case.proxy_serves,
     };
-    let first = super::replicas(&observed, UID, ALIAS, &old, TIMING, now());
+    let aliases = [ALIAS.to_string()];
+    let first = super::replicas(&observed, UID, &aliases, &old, TIMING, now());
     let after = act_on(&observed, &first, case.health_check);
     let next = base_status(&app_spec(), &old, 1);
     let plan = rollout(
@@ -305,7 +306,7 @@ fn run(case: &Case) -> Vec<String> {
             old: &old,
             next: &next,
             hash: HASH,
-            alias: ALIAS,
+            aliases: &aliases,
             network: NET,
             generation: 1,
             git: None,
@@ -956,4 +957,60 @@ fn the_phase_reads_as_a_plain_string() {
     assert_eq!(json["phase"], "Degraded");
     let back: ApplicationStatus = serde_json::from_value(json).unwrap();
     assert_eq!(back, status);
+}
+
+#[test]
+fn network_aliases_are_ready_gated_like_the_service_alias() {
+    let template = template(false);
+    let spec = plan::replica(&template, HASH, 0);
+    let aliases = [ALIAS.to_string(), "db".to_string()];
+    let observed = |rep: Rep, anything_runs: bool| Observed {
+        replicas: vec![Replica {
+            state: state(&spec, rep),
+            spec: spec.clone(),
+            index: 0,
+        }],
+        olds: Vec::new(),
+        anything_runs,
+        proxy_serves: true,
+    };
+    let old = ApplicationStatus::default();
+    let next = base_status(&app_spec(), &old, 1);
+    let add_alias = |o: &Observed| {
+        let first = super::replicas(o, UID, &aliases, &old, TIMING, now());
+        let inputs = RolloutInputs {
+            replicas: &first,
+            old: &old,
+            next: &next,
+            hash: HASH,
+            aliases: &aliases,
+            network: NET,
+            generation: 1,
+            git: None,
+            timing: TIMING,
+            now: now(),
+        };
+        rollout(o, inputs).steps.into_iter().find_map(|s| match s {
+            Step::AddAlias { aliases, .. } => Some(aliases),
+            _ => None,
+        })
+    };
+    // Ready with the service alias but not the extra one: re-attached with all of them.
+    assert_eq!(
+        add_alias(&observed(READY, true)),
+        Some(vec![ALIAS.to_string(), "db".to_string(), spec.name.clone()])
+    );
+    // Not ready yet: no alias at all.
+    let starting = Rep::Up {
+        started: 100,
+        health: None,
+        alias: false,
+    };
+    assert_eq!(add_alias(&observed(starting, true)), None);
+    // Nothing of the app runs: a new container gets them all at creation.
+    let first = super::replicas(&observed(Rep::Missing, false), UID, &aliases, &old, TIMING, now());
+    assert!(matches!(
+        &first.steps[..],
+        [Step::Create { spec }] if spec.network.as_ref().is_some_and(|n| n.unhashed_aliases == aliases)
+    ));
 }
