@@ -11,6 +11,9 @@
 //! - Safe across concurrent test processes: the base is made under an exclusive file lock
 //!   (`target/test-deps/db-rootfs-<hash>.lock`) and files appear only by rename once
 //!   complete.
+//! - `rootfs_image` makes other Debian bases the same way from their own [`Rootfs`] recipe
+//!   (`berth-test/<name>-base:<hash>`; tests/common/wordpress.rs); the engines' hash is
+//!   unchanged by that.
 //! - Entry points, as the official images: postgres (`POSTGRES_USER`, `POSTGRES_PASSWORD`,
 //!   `POSTGRES_DB`; local connections trusted, TCP with scram-sha-256), mariadb
 //!   (`MARIADB_ROOT_PASSWORD`, `MARIADB_USER`, `MARIADB_PASSWORD`, `MARIADB_DATABASE`, and
@@ -46,6 +49,24 @@ const PRUNE: &[&str] = &[
     "var/lib/postgresql/15/main",
 ];
 const BASE_DOCKERFILE: &str = "FROM scratch\nADD rootfs.tar /\n";
+
+/// A Debian rootfs recipe: what `debootstrap` installs, and what is pruned before import.
+pub(crate) struct Rootfs {
+    /// Names the base image (`berth-test/<name>-base:<hash>`) and its files in
+    /// `target/test-deps/` (`<name>-rootfs-<hash>.*`); not part of the hash.
+    pub(crate) name: &'static str,
+    /// Comma-separated packages for `debootstrap --include`.
+    pub(crate) packages: &'static str,
+    /// Paths (relative to the rootfs) removed before import.
+    pub(crate) prune: &'static [&'static str],
+}
+
+/// The engines' rootfs (its hash is the one this module always had).
+const DB_ROOTFS: Rootfs = Rootfs {
+    name: "db",
+    packages: PACKAGES,
+    prune: PRUNE,
+};
 
 const POSTGRES_ENTRYPOINT: &str = r#"#!/bin/sh
 set -eu
@@ -182,13 +203,13 @@ async fn engine_image(docker: &Docker, name: &str, dockerfile: &str, entrypoint:
     .await
 }
 
-fn recipe_hash() -> String {
+fn recipe_hash(recipe: &Rootfs) -> String {
     let mut h = Sha256::new();
-    for part in [SUITE, MIRROR, PACKAGES, BASE_DOCKERFILE] {
+    for part in [SUITE, MIRROR, recipe.packages, BASE_DOCKERFILE] {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    for p in PRUNE {
+    for p in recipe.prune {
         h.update(p.as_bytes());
         h.update([0]);
     }
@@ -197,14 +218,20 @@ fn recipe_hash() -> String {
 
 /// `berth-test/db-base:<recipe hash>`, made once (debootstrap + import) under a file lock.
 async fn base_image(docker: &Docker) -> String {
-    let hash = recipe_hash();
-    let tag = format!("berth-test/db-base:{hash}");
+    rootfs_image(docker, &DB_ROOTFS).await
+}
+
+/// `berth-test/<name>-base:<recipe hash>` of `recipe`, made once (debootstrap + import)
+/// under a file lock, like the engines' base.
+pub(crate) async fn rootfs_image(docker: &Docker, recipe: &'static Rootfs) -> String {
+    let (name, hash) = (recipe.name, recipe_hash(recipe));
+    let tag = format!("berth-test/{name}-base:{hash}");
     if exists(docker, &tag).await {
         return tag;
     }
     let dir = deps_dir();
     std::fs::create_dir_all(&dir).expect("create target/test-deps");
-    let lock_path = dir.join(format!("db-rootfs-{hash}.lock"));
+    let lock_path = dir.join(format!("{name}-rootfs-{hash}.lock"));
     let lock = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::create(&lock_path).expect("create the rootfs lock");
         f.lock().expect("lock the rootfs");
@@ -214,17 +241,17 @@ async fn base_image(docker: &Docker) -> String {
     .expect("lock task");
     // Another process may have built it while this one waited.
     if !exists(docker, &tag).await {
-        let tarball = dir.join(format!("db-rootfs-{hash}.tar"));
+        let tarball = dir.join(format!("{name}-rootfs-{hash}.tar"));
         if !tarball.exists() {
             let (d, t) = (dir.clone(), tarball.clone());
             let h = hash.clone();
-            tokio::task::spawn_blocking(move || make_rootfs_tar(&d, &h, &t))
+            tokio::task::spawn_blocking(move || make_rootfs_tar(recipe, &d, &h, &t))
                 .await
                 .expect("rootfs task");
         }
         build_tagged(
             docker,
-            "db-base",
+            &format!("{name}-base"),
             &tag,
             vec![
                 Entry {
@@ -256,9 +283,9 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 /// debootstrap into a fresh directory, prune it, tar it, rename the tarball into place.
-fn make_rootfs_tar(dir: &Path, hash: &str, tarball: &Path) {
+fn make_rootfs_tar(recipe: &Rootfs, dir: &Path, hash: &str, tarball: &Path) {
     let started = Instant::now();
-    let rootfs: PathBuf = dir.join(format!("db-rootfs-{hash}.tmp"));
+    let rootfs: PathBuf = dir.join(format!("{}-rootfs-{hash}.tmp", recipe.name));
     if rootfs.exists() {
         std::fs::remove_dir_all(&rootfs).expect("remove a partial rootfs");
     }
@@ -269,13 +296,13 @@ fn make_rootfs_tar(dir: &Path, hash: &str, tarball: &Path) {
     run(
         Command::new("debootstrap")
             .arg("--variant=minbase")
-            .arg(format!("--include={PACKAGES}"))
+            .arg(format!("--include={}", recipe.packages))
             .arg(SUITE)
             .arg(&rootfs)
             .arg(MIRROR),
         "debootstrap",
     );
-    for p in PRUNE {
+    for p in recipe.prune {
         let path = rootfs.join(p);
         if path.exists() {
             std::fs::remove_dir_all(&path).expect("prune the rootfs");
@@ -301,7 +328,8 @@ fn make_rootfs_tar(dir: &Path, hash: &str, tarball: &Path) {
     let mut note = std::io::stderr();
     let _ = writeln!(
         note,
-        "made the database rootfs {} in {:.0}s",
+        "made the {} rootfs {} in {:.0}s",
+        recipe.name,
         tarball.display(),
         started.elapsed().as_secs_f64()
     );

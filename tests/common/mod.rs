@@ -14,4 +14,5 @@ pub mod seaweedfs;
 pub mod server;
 pub mod traffic;
 pub mod webhook;
+pub mod wordpress;
 pub mod world;
