@@ -67,6 +67,17 @@ pub struct TemplateMeta {
     pub min_version: Option<String>,
     /// `# ignore: true`
     pub ignore: bool,
+    /// berth's `# param: NAME: description` lines, in file order.
+    pub params: Vec<TemplateParam>,
+}
+
+/// One `# param: NAME: description` line: a variable the user may set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateParam {
+    /// The variable's name (`WORDPRESS_VERSION`).
+    pub name: String,
+    /// What it sets.
+    pub description: String,
 }
 
 /// A top-level named volume.

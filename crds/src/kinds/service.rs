@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::exactly_one;
+pub use super::database::DeletionPolicy;
 use crate::meta::Condition;
 use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
 use crate::rules;
@@ -24,8 +25,43 @@ pub struct ServiceSpec {
     /// An inline docker-compose file (YAML).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<String>,
-    /// The Destination (server + network) to run on.
+    /// The Destination whose server runs the members. The members share a network of
+    /// their own on that server (a Destination the Service owns), where each answers to
+    /// its compose service name.
     pub destination: String,
+    /// Values for the compose file's `${VAR}` references (its `.env`); a template takes
+    /// them from `template.parameters`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Domains of the members that declare a `SERVICE_URL_*` / `SERVICE_FQDN_*` variable;
+    /// members without one get a generated host under `wildcardDomain`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<ServiceDomain>,
+    /// The wildcard domain generated hosts go under, with its scheme, e.g.
+    /// `https://apps.example.com` (`http://` routes without TLS). Default:
+    /// `http://127.0.0.1.sslip.io`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wildcard_domain: Option<String>,
+    /// What happens to the members' named volumes when the Service is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// A domain for one member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceDomain {
+    /// The compose service it routes to.
+    pub service: String,
+    /// The host name, e.g. `blog.example.com`.
+    pub host: String,
+    /// Whether HTTPS is served (ACME certificate) and HTTP redirected to it.
+    #[serde(default = "default_true")]
+    pub https: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A reference to a service template and its parameters.
@@ -52,6 +88,15 @@ pub struct ServiceStatus {
     /// The compose services and whether each is running.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceMember>,
+    /// `ready/total` members, for `berth get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<String>,
+    /// The first URL served (the first member's with a domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Compose keys accepted without effect, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// One compose service of a running Service.
@@ -60,8 +105,23 @@ pub struct ServiceStatus {
 pub struct ServiceMember {
     /// The compose service's name.
     pub name: String,
+    /// The kind of the child object (`Application` or `Database`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The child object's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object: String,
     /// Whether its containers are running and healthy.
     pub ready: bool,
+    /// What holds it back, when not ready (the child's reason, or the dependency waited on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether it is left out of the Service's readiness (`exclude_from_hc`, `restart: no`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded: bool,
+    /// The URLs it is served at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
 
 impl Resource for ServiceSpec {
@@ -78,7 +138,19 @@ impl Resource for ServiceSpec {
             json_path: ".spec.template.name",
             description: "the service template",
         },
+        PrinterColumn {
+            name: "Members",
+            type_: "string",
+            json_path: ".status.members",
+            description: "ready/total members",
+        },
         READY_COLUMN,
+        PrinterColumn {
+            name: "URL",
+            type_: "string",
+            json_path: ".status.url",
+            description: "the first URL served",
+        },
         AGE_COLUMN,
     ];
 
@@ -108,6 +180,29 @@ impl Resource for ServiceSpec {
         }
         if let Some(compose) = &self.compose {
             validate_compose(compose, errors);
+        }
+        for key in self.variables.keys() {
+            check(errors, join("spec.variables", key), rules::env_var_name(key));
+        }
+        for (i, d) in self.domains.iter().enumerate() {
+            check(
+                errors,
+                format!("spec.domains[{i}].host"),
+                rules::hostname(&d.host),
+            );
+            if d.service.is_empty() {
+                errors.push(FieldError::required(
+                    format!("spec.domains[{i}].service"),
+                    "names the compose service routed to",
+                ));
+            }
+        }
+        if let Some(w) = &self.wildcard_domain {
+            let host = w
+                .strip_prefix("https://")
+                .or_else(|| w.strip_prefix("http://"))
+                .unwrap_or(w);
+            check(errors, "spec.wildcardDomain", rules::hostname(host));
         }
     }
 }

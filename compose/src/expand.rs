@@ -1,1 +1,0 @@
-//! Expansion: a compose file into the child objects of a Service.
