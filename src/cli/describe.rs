@@ -112,7 +112,24 @@ pub fn describe(info: &KindInfo, obj: &Value, now: DateTime<Utc>) -> String {
         .and_then(|s| s.remove("conditions"))
         .and_then(|c| c.as_array().cloned())
         .unwrap_or_default();
+    let members = if info.kind == "Service" {
+        status.as_object_mut().map(|s| {
+            (
+                s.remove("services")
+                    .and_then(|m| m.as_array().cloned())
+                    .unwrap_or_default(),
+                s.remove("notices")
+                    .and_then(|n| n.as_array().cloned())
+                    .unwrap_or_default(),
+            )
+        })
+    } else {
+        None
+    };
     section(&mut out, "Status", &status);
+    if let Some((members, notices)) = members {
+        describe_service_members(&mut out, &members, &notices);
+    }
     out.push_str("Conditions:\n");
     if conditions.is_empty() {
         out.push_str("  <none>\n");
@@ -187,6 +204,53 @@ async fn events(client: &Client, obj: &Value) -> Result<String> {
         out.push_str(&aligned(&rows, "  "));
     }
     Ok(out)
+}
+
+/// A Service's members as a table, and its notices one per line.
+fn describe_service_members(out: &mut String, members: &[Value], notices: &[Value]) {
+    out.push_str("Members:\n");
+    if members.is_empty() {
+        out.push_str("  <none>\n");
+    } else {
+        let header = ["Name", "Kind", "Object", "Ready", "Reason", "URLs"]
+            .map(String::from)
+            .to_vec();
+        let rows: Vec<Vec<String>> = std::iter::once(header)
+            .chain(members.iter().map(|m| {
+                let ready = match m.get("ready").and_then(Value::as_bool) {
+                    Some(true) => "True",
+                    Some(false) => "False",
+                    None => "Unknown",
+                };
+                let excluded = m.get("excluded").and_then(Value::as_bool).unwrap_or(false);
+                let urls: Vec<String> = m
+                    .get("urls")
+                    .and_then(Value::as_array)
+                    .map(|u| u.iter().map(scalar).collect())
+                    .unwrap_or_default();
+                vec![
+                    str_of(m, "name").into(),
+                    str_of(m, "kind").into(),
+                    str_of(m, "object").into(),
+                    if excluded {
+                        format!("{ready} (excluded)")
+                    } else {
+                        ready.into()
+                    },
+                    str_of(m, "reason").into(),
+                    urls.join(", "),
+                ]
+            }))
+            .collect();
+        out.push_str(&aligned(&rows, "  "));
+    }
+    out.push_str("Notices:\n");
+    if notices.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    for n in notices {
+        let _ = writeln!(out, "  {}", scalar(n));
+    }
 }
 
 fn describe_secret_data(out: &mut String, spec: &Value) {
@@ -277,5 +341,65 @@ mod tests {
         let cells: Vec<&str> = cond.split_whitespace().collect();
         assert_eq!(cells, ["Ready", "True", "Synced", "ok", "30s"]);
         assert!(!text.contains("Events"), "{text}");
+    }
+
+    #[test]
+    fn describe_service_shows_members_and_notices() {
+        let info = registry::lookup("svc").unwrap();
+        let obj = json!({
+            "metadata": {"name": "blog", "namespace": "p-production", "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"destination": "default", "compose": "services:\n  wordpress:\n    image: wordpress\n"},
+            "status": {
+                "members": "1/2",
+                "url": "https://blog.example.com",
+                "services": [
+                    {"name": "wordpress", "kind": "Application", "object": "blog-wordpress", "ready": true,
+                     "urls": ["https://blog.example.com", "https://www.example.com"]},
+                    {"name": "mariadb", "kind": "Database", "object": "blog-mariadb", "ready": false,
+                     "reason": "Starting"},
+                    {"name": "init", "kind": "Application", "object": "blog-init", "ready": false, "excluded": true},
+                ],
+                "notices": ["services.wordpress.container_name: ignored: berth names containers"],
+            },
+        });
+        let text = describe(info, &obj, "2025-01-01T00:01:00Z".parse().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().position(|l| *l == "Members:").unwrap();
+        let header: Vec<&str> = lines[at + 1].split_whitespace().collect();
+        assert_eq!(header, ["Name", "Kind", "Object", "Ready", "Reason", "URLs"]);
+        let row = |i: usize| lines[at + i].split_whitespace().collect::<Vec<_>>();
+        assert_eq!(
+            row(2),
+            [
+                "wordpress",
+                "Application",
+                "blog-wordpress",
+                "True",
+                "https://blog.example.com,",
+                "https://www.example.com"
+            ]
+        );
+        assert_eq!(
+            row(3),
+            ["mariadb", "Database", "blog-mariadb", "False", "Starting"]
+        );
+        assert_eq!(
+            row(4),
+            ["init", "Application", "blog-init", "False", "(excluded)"]
+        );
+        let notices = lines.iter().position(|l| *l == "Notices:").unwrap();
+        assert_eq!(
+            lines[notices + 1],
+            "  services.wordpress.container_name: ignored: berth names containers"
+        );
+        assert!(text.contains("members: 1/2"), "{text}");
+        assert!(
+            !text.contains("object: blog-mariadb"),
+            "members are not repeated as YAML: {text}"
+        );
+        assert!(
+            text.find("Members:").unwrap() < text.find("Conditions:").unwrap(),
+            "{text}"
+        );
     }
 }

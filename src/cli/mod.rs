@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod backup;
 pub mod client;
+pub mod convert;
 pub mod delete;
 pub mod describe;
 pub mod diff;
@@ -16,6 +17,7 @@ pub mod logs;
 pub mod manifest;
 pub mod output;
 pub mod target;
+pub mod templates;
 pub mod wait;
 pub mod watch;
 
@@ -84,6 +86,10 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Browse the service templates built into berth (works offline).
+    Templates(templates::TemplatesArgs),
+    /// Convert a docker-compose file into a Service manifest (works offline).
+    Convert(convert::ConvertArgs),
     /// Print the client and server versions.
     Version,
     /// Print a shell completion script.
@@ -265,6 +271,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Crds { dir } => crds(dir.as_deref()),
+        Command::Templates(args) => templates::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::Version => version(cli.server.as_deref(), cli.token.as_deref()).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
@@ -295,9 +303,12 @@ async fn client_verb(server: Option<&str>, token: Option<&str>, verb: &Command) 
         Command::Logs(args) => logs::run(&c, args, ns).await,
         Command::Backup(args) => backup::run_backup(&c, args, ns).await,
         Command::Restore(args) => backup::run_restore(&c, args, ns).await,
-        Command::Serve(_) | Command::Crds { .. } | Command::Version | Command::Completion { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(_)
+        | Command::Crds { .. }
+        | Command::Templates(_)
+        | Command::Convert(_)
+        | Command::Version
+        | Command::Completion { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 

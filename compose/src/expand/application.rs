@@ -28,6 +28,9 @@ use berth_crds::kinds::{ApplicationSpec, DeletionPolicy};
 use super::{Child, Context, Error, Member, generated_secret_name, unmark};
 use crate::model::{self, ComposeService, HealthTest, MountSource, Notice, Restart};
 
+/// The container port a route goes to when nothing in the file names one.
+const DEFAULT_HTTP_PORT: u16 = 80;
+
 /// Maps `svc` to an Application member named `object`.
 pub(super) fn application(
     ctx: &Context<'_>,
@@ -56,19 +59,32 @@ pub(super) fn application(
         }
     };
     let env = environment(ctx, svc, secret_env);
-    let ports = ports(ctx, svc).map_err(fail)?;
+    let mut ports = ports(ctx, svc).map_err(fail)?;
     let first_tcp = ports
         .iter()
         .find(|p| p.protocol == Protocol::Tcp)
         .map(|p| p.container_port);
-    let domains = ctx.urls.domains(&svc.name, first_tcp);
+    let mut domains = ctx.urls.domains(&svc.name, first_tcp);
     if domains.iter().any(|d| d.port.is_none()) {
-        return Err(fail(
-            "environment: a SERVICE_URL_/SERVICE_FQDN_ declaration needs a port: add `_<PORT>` to the name, or `ports`/`expose`"
-                .into(),
-        ));
+        // Coolify leaves the port to Traefik's guess (the image's one exposed port); berth
+        // does not read the image here, so it routes to port 80 and says so.
+        for d in domains.iter_mut().filter(|d| d.port.is_none()) {
+            d.port = Some(DEFAULT_HTTP_PORT);
+        }
+        ports.push(Port {
+            container_port: DEFAULT_HTTP_PORT,
+            protocol: Protocol::Tcp,
+            host_port: None,
+        });
+        notices.push(Notice {
+            service: svc.name.clone(),
+            key: "environment".into(),
+            message: format!(
+                "a SERVICE_URL_/SERVICE_FQDN_ declaration names no port and the service exposes none: routed to port {DEFAULT_HTTP_PORT} (add `_<PORT>` to the name to choose)"
+            ),
+        });
     }
-    let (volumes, files) = mounts(ctx, svc).map_err(fail)?;
+    let (volumes, files) = mounts(ctx, svc, notices).map_err(fail)?;
     let restart = svc.restart.unwrap_or(Restart::UnlessStopped);
     let mut aliases = vec![svc.name.clone()];
     aliases.extend(svc.aliases.iter().filter(|a| **a != svc.name).cloned());
@@ -242,7 +258,11 @@ fn resources(svc: &ComposeService) -> Option<ResourceLimits> {
 }
 
 /// Volumes and seeded files.
-fn mounts(ctx: &Context<'_>, svc: &ComposeService) -> Result<(Vec<Volume>, Vec<FileMount>), String> {
+fn mounts(
+    ctx: &Context<'_>,
+    svc: &ComposeService,
+    notices: &mut Vec<Notice>,
+) -> Result<(Vec<Volume>, Vec<FileMount>), String> {
     let mut volumes = Vec::new();
     let mut files = Vec::new();
     let mut anonymous = 0;
@@ -250,6 +270,7 @@ fn mounts(ctx: &Context<'_>, svc: &ComposeService) -> Result<(Vec<Volume>, Vec<F
         match &m.source {
             MountSource::Named(key) => {
                 let (name, external) = ctx.volume_name(key);
+                notices.extend(ctx.renamed(svc, i, key, &name));
                 volumes.push(Volume {
                     name: Some(name),
                     host_path: None,

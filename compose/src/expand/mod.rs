@@ -37,7 +37,7 @@ use berth_crds::{FieldError, Resource};
 use serde_yaml::Value;
 
 use crate::magic::{self, Magic};
-use crate::model::{ComposeFile, Dependency, Notice, Refusal, TemplateMeta};
+use crate::model::{ComposeFile, ComposeService, Dependency, Notice, Refusal, TemplateMeta};
 use crate::{catalogue, interpolate, yaml};
 
 pub use urls::DEFAULT_WILDCARD;
@@ -314,10 +314,28 @@ impl Context<'_> {
             Some(top) if top.name.is_some() => (top.name.clone().unwrap_or_default(), top.external),
             Some(top) if top.external => (key.to_owned(), true),
             _ => (
-                format!("{}-{}_{key}", self.input.namespace, self.input.name),
+                format!("{}-{}_{}", self.input.namespace, self.input.name, volume_key(key)),
                 false,
             ),
         }
+    }
+
+    /// A notice when the volume `key` of `svc` (its `volumes[index]`) had to be renamed to
+    /// make a Docker name (`memos/`, `data/config`).
+    pub(crate) fn renamed(
+        &self,
+        svc: &ComposeService,
+        index: usize,
+        key: &str,
+        name: &str,
+    ) -> Option<Notice> {
+        (volume_key(key) != key).then(|| Notice {
+            service: svc.name.clone(),
+            key: format!("volumes[{index}]"),
+            message: format!(
+                "the volume {key:?} is named {name:?}: Docker volume names hold only letters, digits, '_', '.' and '-'"
+            ),
+        })
     }
 
     /// Where a relative bind source of this Service lives on the server.
@@ -328,6 +346,21 @@ impl Context<'_> {
                 .join(self.input.name)
         })
     }
+}
+
+/// A compose volume key made a Docker name: a trailing `/` dropped, other characters
+/// Docker does not allow (a `/` of a sub-path) made `-`.
+fn volume_key(key: &str) -> String {
+    key.trim_end_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Splits `value` into plain text and the secret variables it holds (by [`MARK`]), and

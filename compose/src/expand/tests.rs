@@ -357,3 +357,74 @@ fn templates_expand_with_their_parameters() {
         Err(Error::UnknownTemplate(_))
     ));
 }
+
+#[test]
+fn a_url_without_any_port_routes_to_80_and_says_so() {
+    let s = spec("services:\n  web:\n    image: nginx\n    environment:\n      - SERVICE_URL_WEB\n");
+    let e = run(&s, &BTreeMap::new()).unwrap();
+    let web = app(&e, "web");
+    assert_eq!(web.domains[0].port, Some(80));
+    assert_eq!(
+        web.ports.iter().map(|p| p.container_port).collect::<Vec<_>>(),
+        [80]
+    );
+    assert!(
+        e.notices
+            .iter()
+            .any(|n| n.service == "web" && n.message.contains("port 80"))
+    );
+    // A port the file names wins.
+    let s = spec(
+        "services:\n  web:\n    image: nginx\n    expose: [\"8080\"]\n    environment:\n      - SERVICE_URL_WEB\n",
+    );
+    let e = run(&s, &BTreeMap::new()).unwrap();
+    assert_eq!(app(&e, "web").domains[0].port, Some(8080));
+    assert!(e.notices.is_empty(), "{:?}", e.notices);
+}
+
+#[test]
+fn volume_keys_docker_cannot_name_are_renamed_with_a_notice() {
+    let s = spec(
+        "services:\n  a:\n    image: busybox\n    volumes:\n      - memos/:/m\n      - data/config:/c\n      - plain:/p\n",
+    );
+    let e = run(&s, &BTreeMap::new()).unwrap();
+    let names: Vec<_> = app(&e, "a")
+        .volumes
+        .iter()
+        .map(|v| v.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "default-blog_memos",
+            "default-blog_data-config",
+            "default-blog_plain"
+        ]
+    );
+    let keys: Vec<_> = e.notices.iter().map(|n| n.key.as_str()).collect();
+    assert_eq!(keys, ["volumes[0]", "volumes[1]"]);
+}
+
+#[test]
+fn a_generated_host_label_over_63_characters_is_shortened_stably() {
+    let svc = "calibre-web-automated-book-downloader";
+    let s = spec(
+        "services:\n  downloader:\n    image: x\n    environment:\n      - SERVICE_URL_DOWNLOADER_8084\n",
+    );
+    let e = expand(Input {
+        namespace: "corpus-production",
+        name: svc,
+        spec: &s,
+        generated: &BTreeMap::new(),
+        host_root: None,
+    })
+    .unwrap();
+    let host = app(&e, "downloader").domains[0].host.clone();
+    let label = host.split('.').next().unwrap();
+    assert_eq!(label.len(), 63, "{host}");
+    assert!(
+        label.starts_with("downloader-calibre-web-automated-book-downloader"),
+        "{host}"
+    );
+    assert_eq!(urls::host_label(label), label, "a short label is kept");
+}

@@ -139,9 +139,12 @@ impl Urls {
         Site {
             scheme: self.wildcard_scheme,
             host: format!(
-                "{}-{}.{}",
-                ident.to_ascii_lowercase().replace('_', "-"),
-                self.suffix,
+                "{}.{}",
+                host_label(&format!(
+                    "{}-{}",
+                    ident.to_ascii_lowercase().replace('_', "-"),
+                    self.suffix
+                )),
                 self.wildcard_host
             ),
             path: String::new(),
@@ -201,6 +204,20 @@ impl Urls {
             .map(|r| format!("{}://{}{}", r.site.scheme, r.site.host, r.site.path))
             .collect()
     }
+}
+
+/// `label` if it is a DNS label (at most 63 characters), else its first 54 characters and
+/// 8 hex digits of its FNV-1a hash, so that distinct long names stay distinct and stable.
+pub(crate) fn host_label(label: &str) -> String {
+    const MAX: usize = 63;
+    if label.len() <= MAX {
+        return label.to_owned();
+    }
+    let hash = label.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let head: String = label.chars().take(MAX - 9).collect();
+    format!("{}-{hash:08x}", head.trim_end_matches('-'))
 }
 
 fn split_scheme(w: &str) -> (&'static str, &str) {
