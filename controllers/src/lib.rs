@@ -29,6 +29,7 @@ pub mod project;
 pub mod proxy;
 pub mod restore;
 pub mod server;
+pub mod service;
 pub mod workload;
 
 use std::time::Duration;
@@ -103,6 +104,9 @@ pub fn install(manager: &mut berth_runtime::Manager, options: &Options) {
     }
     if enabled(database::NAME) {
         database::install(manager, options.controller.clone(), dockers.clone());
+    }
+    if enabled(service::NAME) {
+        service::install(manager, options.controller.clone(), options.apps.host_root.clone());
     }
     if enabled(backup::NAME) {
         backup_storage::install(manager, options.controller.clone(), dockers.clone());
