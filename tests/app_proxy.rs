@@ -131,3 +131,86 @@ async fn rolling_update_through_the_proxy_drops_no_request() {
     }
     drop(server);
 }
+
+/// Deleting a Destination whose Application has a domain: the proxy lets go of the
+/// Destination's network as soon as the Destination is being deleted (its Application still
+/// running), and once the Application is gone too the Destination's finalizer removes the
+/// network and the Destination goes away (the proxy used to stay attached for ever).
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_routed_destination_detaches_the_proxy_and_removes_the_network() {
+    let run = TestRun::start().await;
+    let Proxied {
+        server,
+        http_port,
+        ns,
+    } = Proxied::start(&run).await;
+    let httpd = images::busybox_httpd(&run.docker).await;
+    let (dest, network) = (format!("d{}", run.id), run.name("dst"));
+    let host = format!("dst-{}.test", run.id);
+    let yaml = format!(
+        "apiVersion: berth.dev/v1\nkind: Destination\nmetadata:\n  name: {dest}\nspec:\n  server: localhost\n  \
+         network: {network}\n\
+         ---\napiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: web\n  namespace: {ns}\n\
+         spec:\n  source:\n    image: {httpd}\n  destination: {dest}\n  ports:\n  - containerPort: 8080\n  \
+         env:\n  - name: MESSAGE\n    value: routed\n  \
+         domains:\n  - host: {host}\n    https: false\n"
+    );
+    server.run_stdin(&["apply", "-f", "-"], &yaml).ok();
+    server
+        .run(&[
+            "wait",
+            "app/web",
+            "-n",
+            &ns,
+            "--for=condition=Ready",
+            "--timeout=60s",
+        ])
+        .ok();
+    let http = plain_client();
+    assert_eq!(
+        get(&http, http_port, &host).await,
+        Ok((200, "routed".to_owned())),
+        "served through the proxy\nserver log:\n{}",
+        server.log_tail()
+    );
+    let proxy = format!("berth-proxy-px{}", run.id);
+    let attached = || async {
+        let state = run.docker.inspect_container(&proxy).await.unwrap();
+        state.ips.contains_key(&network)
+    };
+    assert!(attached().await, "the proxy is on the destination's network");
+
+    // The Destination goes first: its Application still runs, but needs the proxy no more.
+    server.run(&["delete", "destination", &dest]).ok();
+    let deadline = Instant::now() + DEADLINE;
+    while attached().await {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never left {network}\nserver log:\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Then the Application: with no container left on it, the network is removed and the
+    // Destination goes away.
+    server.run(&["delete", "app", "web", "-n", &ns]).ok();
+    let waited = server.run(&[
+        "wait",
+        &format!("destination/{dest}"),
+        "--for=delete",
+        "--timeout=60s",
+    ]);
+    assert!(
+        waited.status.success(),
+        "the destination was not deleted: {}\nserver log:\n{}",
+        waited.err(),
+        server.log_tail()
+    );
+    let gone = run.docker.inspect_network(&network).await;
+    assert!(
+        gone.as_ref().is_err_and(|e| e.is_not_found()),
+        "network removed with its destination: {gone:?}"
+    );
+    drop(server);
+}

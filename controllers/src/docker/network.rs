@@ -6,6 +6,9 @@
 //!   after creating, the caller keeps the oldest network of that name and removes
 //!   the one it made if it lost the race.
 //!
+//! - [`Docker::disconnect_network`] is idempotent: detaching a container that is not
+//!   attached (or from a network that is gone) succeeds.
+//!
 //! # Caveats
 //! - An existing network's labels are not changed by `ensure_network`.
 
@@ -119,14 +122,21 @@ impl Docker {
         Ok(self.client.connect_network(network, request).await?)
     }
 
-    /// Detaches a container from a network.
+    /// Detaches a container from a network (not forced). Idempotent: a container that is
+    /// not attached, or a network or container that does not exist, is success.
     pub async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
         let request = NetworkDisconnectRequest {
             container: container.to_string(),
-            force: Some(true),
+            force: Some(false),
         };
         self.count("network_disconnect");
-        Ok(self.client.disconnect_network(network, request).await?)
+        match self.client.disconnect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(e) => match Error::from(e) {
+                e if is_not_attached(&e) => Ok(()),
+                e => Err(e),
+            },
+        }
     }
 
     /// Removes a network; [`Error::NotFound`] if there is none, [`Error::Api`] (403)
@@ -153,5 +163,44 @@ impl Docker {
                 containers: BTreeMap::new(),
             })
             .collect())
+    }
+}
+
+/// Whether a disconnect failed only because there was nothing to detach: the network or the
+/// container is gone (404), or the container is not attached (Docker answers 500, "container
+/// … is not connected to [the ]network …").
+fn is_not_attached(e: &Error) -> bool {
+    match e {
+        Error::NotFound { .. } => true,
+        Error::Api { message, .. } => message.contains("is not connected to"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disconnect_with_nothing_to_detach_is_success() {
+        let api = |status, message: &str| Error::Api {
+            status,
+            message: message.into(),
+        };
+        assert!(is_not_attached(&Error::NotFound {
+            message: "network berth-x not found".into()
+        }));
+        assert!(is_not_attached(&api(
+            500,
+            "container 3f2a is not connected to network berth-x"
+        )));
+        assert!(is_not_attached(&api(
+            500,
+            "container 3f2a is not connected to the network berth-x"
+        )));
+        assert!(!is_not_attached(&api(500, "endpoint in use")));
+        assert!(!is_not_attached(&Error::Unreachable {
+            message: "connection refused".into()
+        }));
     }
 }

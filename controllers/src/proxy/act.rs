@@ -55,6 +55,14 @@ impl ProxyReconciler {
                     );
                     self.docker.connect_network(network, container, &[]).await?;
                 }
+                Step::DisconnectNetwork(network) => {
+                    tracing::info!(
+                        proxy = name,
+                        network,
+                        "detaching the proxy from a destination network no routed app needs"
+                    );
+                    self.docker.disconnect_network(network, container).await?;
+                }
                 Step::UploadSlot { slot, revision } => slots.push((*slot, Some(revision))),
                 Step::EmptySlot(slot) => slots.push((*slot, None)),
             }

@@ -13,6 +13,10 @@
 //!   rewritten while another one is live ([`switch`]).
 //! - `status.routes`, `status.backends`, `status.errors` and `Ready=True` are reported only
 //!   once the wanted revision is the only one live in Traefik.
+//! - Networks: the container is attached to every wanted network and detached from every
+//!   other Destination network on its server ([`Networks`]); a network no Destination names
+//!   (another tool's) and the container's own network ([`super::DEFAULT_NETWORK`], or the
+//!   one its spec names) are never detached.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +29,7 @@ use berth_crds::{
 };
 
 use super::{
-    RESYNC, VERIFY_AGAIN, container,
+    DEFAULT_NETWORK, RESYNC, VERIFY_AGAIN, container,
     observe::{ContainerObs, Observed, TraefikObs},
     render,
 };
@@ -61,6 +65,16 @@ impl Slot {
     }
 }
 
+/// The networks of a Proxy's server, as far as its container is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks {
+    /// Destination networks of routed Applications: the container must be on each.
+    pub wanted: BTreeSet<String>,
+    /// The network of every Destination berth knows on the server, those being deleted
+    /// included: the container is detached from those of them not wanted, and only those.
+    pub berth: BTreeSet<String>,
+}
+
 /// What the Proxy wants, computed (purely) from its spec and the Applications on its server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -68,8 +82,8 @@ pub struct Desired {
     pub container: ContainerSpec,
     /// The container spec's config hash (what a current container is labelled with).
     pub config_hash: String,
-    /// Destination networks of routed Applications: the container must be on each.
-    pub networks: BTreeSet<String>,
+    /// The networks to attach the container to and those it may be detached from.
+    pub networks: Networks,
     /// The routing configuration.
     pub rendered: render::Rendered,
     /// Its revision.
@@ -77,15 +91,15 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// What Proxy `name` (uid `uid`, `spec`) wants, given the routed `apps` and their
-    /// `networks`; the container carries `extra_labels`.
+    /// What Proxy `name` (uid `uid`, `spec`) wants, given the routed `apps` and the
+    /// server's `networks`; the container carries `extra_labels`.
     pub fn new(
         name: &str,
         uid: &str,
         spec: &ProxySpec,
         extra_labels: &Labels,
         apps: &[render::App],
-        networks: BTreeSet<String>,
+        networks: Networks,
     ) -> Result<Self, serde_yaml::Error> {
         let rendered = render::render(
             apps,
@@ -143,6 +157,8 @@ pub enum Step {
     StartContainer,
     /// Attach the container to a destination network.
     ConnectNetwork(String),
+    /// Detach the container from a destination network no routed Application needs.
+    DisconnectNetwork(String),
     /// Write the configuration at `revision` whole into `slot`.
     UploadSlot {
         /// The slot written.
@@ -315,12 +331,7 @@ pub fn decide(desired: &Desired, observed: &Observed, old: &ProxyStatus, generat
             next: Next::ObserveAgain,
         };
     }
-    let mut steps: Vec<Step> = desired
-        .networks
-        .iter()
-        .filter(|n| !c.networks.contains(*n))
-        .map(|n| Step::ConnectNetwork(n.clone()))
-        .collect();
+    let mut steps = network_steps(desired, c);
     let live = match &observed.traefik {
         TraefikObs::NoAddress => {
             return Plan {
@@ -379,6 +390,24 @@ pub fn decide(desired: &Desired, observed: &Observed, old: &ProxyStatus, generat
 
 fn pending(revision: &str) -> String {
     format!("waiting for traefik to load revision {revision}")
+}
+
+/// Attaches the container to the wanted networks it is not on, then detaches it from the
+/// berth networks it is on that are not wanted, never from its own network.
+fn network_steps(desired: &Desired, c: &ContainerObs) -> Vec<Step> {
+    let Networks { wanted, berth } = &desired.networks;
+    let own =
+        |n: &str| n == DEFAULT_NETWORK || desired.container.network.as_ref().is_some_and(|a| a.name == n);
+    let connect = wanted
+        .iter()
+        .filter(|n| !c.networks.contains(*n))
+        .map(|n| Step::ConnectNetwork(n.clone()));
+    let disconnect = c
+        .networks
+        .iter()
+        .filter(|n| berth.contains(*n) && !wanted.contains(*n) && !own(n))
+        .map(|n| Step::DisconnectNetwork(n.clone()));
+    connect.chain(disconnect).collect()
 }
 
 /// The steps that bring the container to the wanted spec and running, if any are needed.

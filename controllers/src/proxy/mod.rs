@@ -6,11 +6,12 @@
 //! ([`observe`]); a pure function ([`decide`]) renders Traefik's dynamic configuration
 //! ([`render`]) and plans the steps: make sure the Traefik container runs (static
 //! configuration as CLI arguments, ports published, [`container`]), attach it to every
-//! destination network with routed apps, upload the configuration into the container's
-//! watched directory when Traefik does not have it live yet, and the status to report once
-//! Traefik's API ([`traefik`]) shows it live; `act` carries the plan out. A second
-//! controller ([`install_autocreate`]) creates a Proxy named after the server when the
-//! first Application with a domain lands on a server without one.
+//! destination network with routed apps and detach it from the other destination networks,
+//! upload the configuration into the container's watched directory when Traefik does not
+//! have it live yet, and the status to report once Traefik's API ([`traefik`]) shows it
+//! live; `act` carries the plan out. A second controller ([`install_autocreate`]) creates
+//! a Proxy named after the server when the first Application with a domain lands on a
+//! server without one.
 //!
 //! # Guarantees
 //! - Level-triggered, no memory: what Traefik has live is read back from its API (a marker
@@ -22,6 +23,11 @@
 //! - `status.backends` (`<namespace>/<app>` → containers routed) is written only once the
 //!   revision holding them is the only one live in Traefik; `Ready` likewise.
 //! - Deletion: the finalizer removes the Traefik container.
+//! - Networks: the container is on exactly the Destination networks of its server that have
+//!   routed Applications, besides its own ([`DEFAULT_NETWORK`]): a network no longer needed
+//!   (its Applications lost their domains, moved or went away, or its Destination is being
+//!   deleted) is disconnected, so a Destination's finalizer can remove its network. Networks
+//!   no Destination names (another tool's) are never touched.
 //! - Drift: Docker events on the Traefik container (die, stop, destroy...) trigger a
 //!   reconcile at once ([`crate::docker_triggers`], scoped by the extra labels), which
 //!   restarts or recreates it and uploads the routes again.
@@ -31,7 +37,8 @@
 //!   next reconcile (at most [`RESYNC`] later), not at once.
 //! - ACME certificates live in the container (`/berth/acme.json`): recreating the
 //!   container (image or port change) requests them again.
-//! - Networks no longer needed are not disconnected.
+//! - A network counts as berth's only while a Destination names it: one left behind by a
+//!   Destination that is gone (its finalizer found the server gone) stays attached.
 
 mod act;
 pub mod container;
@@ -73,6 +80,9 @@ pub const FINALIZER: &str = "berth.dev/proxy-container";
 pub const SERVER_INDEX: &str = "server";
 /// The directory Traefik's file provider watches.
 pub const DYNAMIC_DIR: &str = "/berth/dynamic";
+/// The network the Traefik container is created on (Docker's default): never detached,
+/// and its address is the one berth reaches Traefik's API on.
+pub const DEFAULT_NETWORK: &str = "bridge";
 /// Port of Traefik's internal entrypoint (API, ping), never published.
 pub const API_PORT: u16 = 8080;
 /// How often a settled proxy is reconciled anyway (Secrets, drift).

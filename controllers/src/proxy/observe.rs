@@ -4,6 +4,10 @@
 //! # Guarantees
 //! - Reads only: nothing here changes Docker, Traefik or the API, and nothing is decided
 //!   beyond what can be read (Traefik's API is asked whenever the container has an address).
+//! - An Application being deleted, or whose Destination is being deleted, is not routed and
+//!   does not make its network wanted, so the proxy lets go of a Destination's network
+//!   before the Destination's finalizer removes it; the network still counts as berth's
+//!   ([`Networks::berth`]) until the Destination is gone.
 //!
 //! # Caveats
 //! - Basic-auth Secrets are read through the API on each observation, not from a cache.
@@ -12,7 +16,9 @@ use std::collections::BTreeSet;
 
 use berth_crds::kinds::application::Protocol;
 
-use super::{API_PORT, Error, ProxyReconciler, has_domains, render, traefik};
+use super::{
+    API_PORT, DEFAULT_NETWORK, Error, ProxyReconciler, decide::Networks, has_domains, render, traefik,
+};
 use crate::{
     docker::{self, label},
     object::ObjectRef,
@@ -62,16 +68,26 @@ pub struct Observed {
 fn api_address(state: &docker::ContainerState) -> Option<String> {
     state
         .ips
-        .get("bridge")
+        .get(DEFAULT_NETWORK)
         .or_else(|| state.ips.values().next())
         .map(|ip| format!("http://{ip}:{API_PORT}"))
 }
 
 impl ProxyReconciler {
-    /// Reads the Applications on `server` as the renderer needs them, and their networks.
-    pub(super) async fn gather(&self, server: &str) -> (Vec<render::App>, BTreeSet<String>) {
+    /// Reads the Applications on `server` as the renderer needs them, their networks and
+    /// the networks of every Destination on `server`.
+    pub(super) async fn gather(&self, server: &str) -> (Vec<render::App>, Networks) {
         let mut apps = Vec::new();
-        let mut networks = BTreeSet::new();
+        let mut networks = Networks {
+            wanted: BTreeSet::new(),
+            berth: self
+                .destinations
+                .list()
+                .iter()
+                .filter(|d| d.spec.server == server)
+                .map(|d| d.spec.network.clone())
+                .collect(),
+        };
         for app in self.apps.list() {
             if app.is_deleting() || !has_domains(&app) {
                 continue;
@@ -79,12 +95,12 @@ impl ProxyReconciler {
             let Some(dest) = self.destinations.get(&ObjectRef::cluster(&app.spec.destination)) else {
                 continue;
             };
-            if dest.spec.server != server {
+            if dest.spec.server != server || dest.is_deleting() {
                 continue;
             }
             let (ns, name) = (app.namespace().unwrap_or_default(), app.name());
             let spec = &app.spec;
-            networks.insert(dest.spec.network.clone());
+            networks.wanted.insert(dest.spec.network.clone());
             let mut auth = Vec::new();
             for domain in &spec.domains {
                 auth.push(match &domain.basic_auth_secret_ref {

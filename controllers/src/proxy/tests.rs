@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{
     container::{File, archive, static_args},
-    decide::{Desired, Next, Plan, Recreate, Refusal, Requeue, Slot, Step, Switch, decide, switch},
+    decide::{Desired, Networks, Next, Plan, Recreate, Refusal, Requeue, Slot, Step, Switch, decide, switch},
     observe::{ContainerObs, Observed, TraefikObs},
     render, traefik,
 };
@@ -118,8 +118,13 @@ fn archives_hold_directories_then_files() {
 // ---- decide ----
 
 const NET: &str = "berth-test";
+/// A Destination network on the server that no routed app needs (any more).
+const UNNEEDED: &str = "berth-svc-default-blog";
+/// A network no Destination names: another tool's.
+const FOREIGN: &str = "someone-elses";
 
-/// Wanted: one app with a routed domain and one refused domain (an issue), on `NET`.
+/// Wanted: one app with a routed domain and one refused domain (an issue), on `NET`. The
+/// server's Destinations name `NET`, `UNNEEDED` and (oddly) the proxy's own network.
 fn desired() -> Desired {
     let domain = |host: &str| Domain {
         host: host.into(),
@@ -140,7 +145,10 @@ fn desired() -> Desired {
         &spec(),
         &Labels::new(),
         &[app],
-        BTreeSet::from([NET.to_owned()]),
+        Networks {
+            wanted: BTreeSet::from([NET.to_owned()]),
+            berth: BTreeSet::from([NET.to_owned(), UNNEEDED.to_owned(), "bridge".to_owned()]),
+        },
     )
     .unwrap()
 }
@@ -271,13 +279,14 @@ fn decide_table() {
         revision: revision.map(str::to_owned),
         reported: false,
     };
-    let settled = Want::Report {
+    let settled_again = || Want::Report {
         requeue: Requeue::Resync,
         running: ConditionStatus::True,
         ready: (ConditionStatus::True, ProxyReason::ConfigLive),
         revision: Some(rev.clone()),
         reported: true,
     };
+    let settled = settled_again();
     let cases = vec![
         Case {
             name: "container missing: create and start, then look again",
@@ -513,6 +522,77 @@ fn decide_table() {
             want: pending(Requeue::AwaitLive, Some("r-old")),
         },
         Case {
+            name: "on a destination network no longer needed: disconnect it, keep the needed one",
+            container: Some(ContainerObs {
+                networks: BTreeSet::from(["bridge".to_owned(), NET.to_owned(), UNNEEDED.to_owned()]),
+                ..cur.clone()
+            }),
+            traefik: live(&[("a", &rev)], &[]),
+            after_container_steps: false,
+            steps: vec![Step::DisconnectNetwork(UNNEEDED.into())],
+            want: settled_again(),
+        },
+        Case {
+            name: "moved: connect the new network, disconnect the old, then upload",
+            container: Some(ContainerObs {
+                networks: BTreeSet::from(["bridge".to_owned(), UNNEEDED.to_owned()]),
+                ..cur.clone()
+            }),
+            traefik: live(&[("a", "r1")], &[]),
+            after_container_steps: false,
+            steps: vec![
+                Step::ConnectNetwork(NET.into()),
+                Step::DisconnectNetwork(UNNEEDED.into()),
+                upload(Slot::B),
+                Step::EmptySlot(Slot::A),
+            ],
+            want: pending(Requeue::AwaitLive, Some("r1")),
+        },
+        Case {
+            name: "a still-needed network is not disconnected",
+            container: Some(cur.clone()),
+            traefik: live(&[("b", &rev)], &[]),
+            after_container_steps: false,
+            steps: vec![],
+            want: settled_again(),
+        },
+        Case {
+            name: "a foreign network (no Destination names it) is left alone",
+            container: Some(ContainerObs {
+                networks: BTreeSet::from(["bridge".to_owned(), NET.to_owned(), FOREIGN.to_owned()]),
+                ..cur.clone()
+            }),
+            traefik: live(&[("a", &rev)], &[]),
+            after_container_steps: false,
+            steps: vec![],
+            want: settled_again(),
+        },
+        Case {
+            name: "the proxy's own network is left alone, even when a Destination names it",
+            container: Some(ContainerObs {
+                networks: BTreeSet::from(["bridge".to_owned()]),
+                ..cur.clone()
+            }),
+            traefik: live(&[("a", &rev)], &[]),
+            after_container_steps: false,
+            steps: vec![Step::ConnectNetwork(NET.into())],
+            want: settled_again(),
+        },
+        Case {
+            name: "no address: networks are still put right before failing",
+            container: Some(ContainerObs {
+                networks: BTreeSet::from([UNNEEDED.to_owned()]),
+                ..cur.clone()
+            }),
+            traefik: TraefikObs::NoAddress,
+            after_container_steps: false,
+            steps: vec![
+                Step::ConnectNetwork(NET.into()),
+                Step::DisconnectNetwork(UNNEEDED.into()),
+            ],
+            want: Want::Fail(Refusal::NoAddress(d.container.name.clone())),
+        },
+        Case {
             name: "just started and running: go on to the routes",
             container: Some(cur.clone()),
             traefik: live(&[], &[]),
@@ -566,7 +646,7 @@ fn the_desired_container_follows_the_spec() {
     let d = desired();
     let mut s = spec();
     s.http_port = 8081;
-    let other = Desired::new("localhost", "uid-1", &s, &Labels::new(), &[], BTreeSet::new()).unwrap();
+    let other = Desired::new("localhost", "uid-1", &s, &Labels::new(), &[], Networks::default()).unwrap();
     assert_ne!(d.config_hash, other.config_hash, "ports are in the hash");
     assert_eq!(d.container.name, "berth-proxy-localhost");
     assert_ne!(d.revision, other.revision, "routes are in the revision");
