@@ -52,9 +52,10 @@
 //!   (`DestinationMismatch`): a Destination's fields are immutable.
 //! - The caches lag the API: a child created just before the Service's deletion may be
 //!   missed by the finalizer; garbage collection removes it once its owner is gone.
-//! - The Service is gone before its Destination's network: a container berth does not
-//!   own that is attached to the network (the Proxy's, which does not disconnect from
-//!   networks it no longer needs) keeps the Destination terminating.
+//! - The Service can be gone before its Destination's network: the Destination's own
+//!   finalizer removes the network once nothing is attached (the Proxy leaves it when no
+//!   routed Application needs it); a container berth did not start that someone attached
+//!   by hand keeps the Destination terminating.
 //! - Bind directories are made only when a child is created or patched: a directory
 //!   removed by hand later is not made again until the member changes.
 
