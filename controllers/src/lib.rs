@@ -106,7 +106,11 @@ pub fn install(manager: &mut berth_runtime::Manager, options: &Options) {
         database::install(manager, options.controller.clone(), dockers.clone());
     }
     if enabled(service::NAME) {
-        service::install(manager, options.controller.clone(), options.apps.host_root.clone());
+        service::install(
+            manager,
+            options.controller.clone(),
+            options.apps.host_root.clone(),
+        );
     }
     if enabled(backup::NAME) {
         backup_storage::install(manager, options.controller.clone(), dockers.clone());
