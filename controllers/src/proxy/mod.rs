@@ -195,9 +195,12 @@ pub fn install_autocreate(manager: &mut Manager, config: ControllerConfig) {
     let apps = manager.informer::<ApplicationSpec>();
     let proxies = manager.informer::<ProxySpec>();
     let destinations = manager.informer::<DestinationSpec>();
+    // Reading the Proxies before the first reconcile matters: an empty cache would look
+    // like a server without a Proxy, and a restart would create a second one.
     let controller = Controller::new(AUTOCREATE_NAME, apps)
         .with_config(config)
-        .reads(&destinations);
+        .reads(&destinations)
+        .reads(&proxies);
     let reconciler = AutoCreate {
         api: manager.api_for(AUTOCREATE_NAME),
         proxies,
