@@ -16,8 +16,8 @@ use common::{
     docker_run::TestRun,
     http::{Client, collection, object},
     images,
-    server::{Backend, BerthServer},
-    traffic::{free_port, plain_client},
+    server::{Backend, BerthServer, OutputExt},
+    traffic::{Proxied, free_port, plain_client},
 };
 use serde_json::{Value, json};
 
@@ -625,4 +625,124 @@ async fn https_certificates_from_pebble_and_http_redirects() {
         "certificate issued and served in {:?} after the route went live",
         t0.elapsed()
     );
+}
+
+/// The `Ready` condition of `obj`, if it has one.
+fn ready_condition(obj: &Value) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+}
+
+/// A second Proxy for a server that has one (as a race of the auto-creation made once)
+/// stands by: no container, `Ready=False reason=ServerHasProxy` naming the serving one;
+/// the server's Application stays Ready, and every status stays at rest (no reconcile loop
+/// rewriting them). Once the serving Proxy is deleted, the second one takes over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_proxy_for_a_server_stands_by_until_the_first_is_gone() {
+    let run = TestRun::start().await;
+    let Proxied {
+        server,
+        http_port,
+        ns,
+    } = Proxied::start(&run).await;
+    let client = Client::new(&server.url, Some(&server.token));
+    let (first, second) = (format!("px{}", run.id), format!("px{}-extra", run.id));
+    let httpd = images::busybox_httpd(&run.docker).await;
+    let traefik = images::traefik(&run.docker).await;
+    let host = format!("app-{}.test", run.id);
+    let yaml = format!(
+        "apiVersion: berth.dev/v1\nkind: Application\nmetadata:\n  name: web\n  namespace: {ns}\n\
+         spec:\n  source:\n    image: {httpd}\n  destination: default\n  ports:\n  - containerPort: 8080\n  \
+         env:\n  - name: MESSAGE\n    value: hello\n  domains:\n  - host: {host}\n    https: false\n"
+    );
+    server.run_stdin(&["apply", "-f", "-"], &yaml).ok();
+    let wait_ready = || {
+        server
+            .run(&[
+                "wait",
+                "app/web",
+                "-n",
+                &ns,
+                "--for=condition=Ready",
+                "--timeout=60s",
+            ])
+            .ok()
+    };
+    wait_ready();
+    serves(http_port, &host, "/", "hello").await;
+
+    // The second Proxy: a real image and free loopback ports, so that a container made in
+    // spite of the rule would start and show.
+    let (http2, https2) = (free_port(), free_port());
+    let yaml = format!(
+        "apiVersion: berth.dev/v1\nkind: Proxy\nmetadata:\n  name: {second}\nspec:\n  server: localhost\n  \
+         image: {traefik}\n  httpPort: {http2}\n  httpsPort: {https2}\n  listenAddress: 127.0.0.1\n"
+    );
+    server.run_stdin(&["apply", "-f", "-"], &yaml).ok();
+    let get_obj = {
+        let client = &client;
+        move |path: String| async move {
+            let (code, body) = client.get(&path).await;
+            assert_eq!(code, 200, "{path}: {body}");
+            body
+        }
+    };
+    let second_path = object(None, "proxies", &second);
+    let app_path = object(Some(&ns), "applications", "web");
+    let standing = until("the second proxy reports ServerHasProxy", || async {
+        let p = get_obj(second_path.clone()).await;
+        ready_condition(&p).filter(|c| c["reason"] == "ServerHasProxy")
+    })
+    .await;
+    assert_eq!(standing["status"], "False", "{standing}");
+    assert!(
+        standing["message"].as_str().unwrap().contains(&first),
+        "names the serving proxy: {standing}"
+    );
+    let err = run
+        .docker
+        .inspect_container(&format!("berth-proxy-{second}"))
+        .await
+        .expect_err("a standby proxy has no container");
+    assert!(err.is_not_found(), "{err}");
+
+    // At rest: the app stays Ready, and nothing rewrites a status meanwhile.
+    let rv = |obj: &Value| obj["metadata"]["resourceVersion"].clone();
+    let (app0, second0) = (
+        get_obj(app_path.clone()).await,
+        get_obj(second_path.clone()).await,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (app1, second1) = (
+        get_obj(app_path.clone()).await,
+        get_obj(second_path.clone()).await,
+    );
+    let ready = ready_condition(&app1).unwrap();
+    assert_eq!(ready["status"], "True", "the app stays Ready: {ready}");
+    assert_eq!(rv(&app1), rv(&app0), "the app's status is at rest: {app1}");
+    assert_eq!(
+        rv(&second1),
+        rv(&second0),
+        "the standby's status is at rest: {second1}"
+    );
+    serves(http_port, &host, "/", "hello").await;
+
+    // The serving Proxy goes: the second takes over, routes and all.
+    let (code, body) = client.delete(&object(None, "proxies", &first)).await;
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let t0 = Instant::now();
+    serves(http2, &host, "/", "hello").await;
+    eprintln!(
+        "serving proxy deleted → the second one routes in {:?}",
+        t0.elapsed()
+    );
+    until("the second proxy is Ready", || async {
+        let p = get_obj(second_path.clone()).await;
+        ready_condition(&p).filter(|c| c["status"] == "True")
+    })
+    .await;
+    wait_ready();
 }

@@ -7,6 +7,9 @@
 //! - After act ran the steps of the first round, [`AppReconciler::refresh`] inspects again
 //!   exactly the containers act created or started (as the reconcile always did), and reads
 //!   the Proxy cache again, so the second round decides on fresh state.
+//! - Routes are judged by the Proxy serving the app's server only (the oldest of those
+//!   naming it, [`crate::proxy::serving_proxy`]): a second Proxy standing by never holds an
+//!   app back.
 //!
 //! # Caveats
 //! - A container removed between the listing and its inspect counts as absent (and is
@@ -214,33 +217,26 @@ impl AppReconciler {
     }
 
     /// Whether the server's Proxy routes the app to exactly its desired replicas (or need
-    /// not).
+    /// not). Of several Proxies naming the server, only the one serving it counts
+    /// ([`crate::proxy::serving_proxy`]): the others stand by and route nothing.
     fn proxy_serves(&self, spec: &ApplicationSpec, at: &Target<'_>, observed: &Observed) -> bool {
         if spec.domains.is_empty() {
             return true;
         }
-        let mine: Vec<_> = self
-            .proxies
-            .list()
-            .into_iter()
-            .filter(|p| p.spec.server == at.server)
-            .collect();
-        if mine.is_empty() {
+        let Some(proxy) = crate::proxy::serving_proxy(&self.proxies.list(), at.server) else {
             return true;
-        }
+        };
         let key = format!("{}/{}", at.ns, at.name);
-        mine.iter().all(|p| {
-            let served: Vec<&str> = p
-                .status
-                .as_ref()
-                .and_then(|s| s.backends.get(&key))
-                .map(|a| a.iter().map(String::as_str).collect())
-                .unwrap_or_default();
-            served.len() == observed.replicas.len()
-                && observed
-                    .replicas
-                    .iter()
-                    .all(|r| served.contains(&r.spec.name.as_str()))
-        })
+        let served: Vec<&str> = proxy
+            .status
+            .as_ref()
+            .and_then(|s| s.backends.get(&key))
+            .map(|a| a.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        served.len() == observed.replicas.len()
+            && observed
+                .replicas
+                .iter()
+                .all(|r| served.contains(&r.spec.name.as_str()))
     }
 }

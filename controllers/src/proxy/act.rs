@@ -43,6 +43,17 @@ impl ProxyReconciler {
                     self.docker.remove_container(container).await?;
                     self.create(spec, desired).await?;
                 }
+                Step::RemoveContainer => {
+                    tracing::info!(
+                        container,
+                        "another proxy serves the server: removing this one's container"
+                    );
+                    if let Err(e) = self.docker.remove_container(container).await
+                        && !e.is_not_found()
+                    {
+                        return Err(e.into());
+                    }
+                }
                 Step::StartContainer => {
                     tracing::info!(container, "starting the proxy container");
                     self.docker.start_container(container).await?;

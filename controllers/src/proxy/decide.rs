@@ -17,6 +17,13 @@
 //!   other Destination network on its server ([`Networks`]); a network no Destination names
 //!   (another tool's) and the container's own network ([`super::DEFAULT_NETWORK`], or the
 //!   one its spec names) are never detached.
+//! - One Proxy per server: of the Proxies naming a server, the oldest (creation time, then
+//!   name; one being deleted included, as its container holds the ports until its
+//!   finalizer removed it) serves it ([`serving`]). Any other stands by ([`standby`]): it
+//!   removes a container of its own if one exists, creates none, binds no port, and reports
+//!   `Running=False` and `Ready=False` with reason `ServerHasProxy` naming the serving one.
+//! - A report repeated on an unchanged world is the same report: the status helper then
+//!   writes nothing, so a reconcile never triggers itself through its own status.
 
 use std::collections::BTreeSet;
 
@@ -27,6 +34,7 @@ use berth_crds::{
     },
     meta::ConditionStatus,
 };
+use chrono::{DateTime, Utc};
 
 use super::{
     DEFAULT_NETWORK, RESYNC, VERIFY_AGAIN, container,
@@ -155,6 +163,8 @@ pub enum Step {
     },
     /// Start the (created or stopped) container; its files survive in its writable layer.
     StartContainer,
+    /// Remove the container (a standby Proxy's, see [`standby`]).
+    RemoveContainer,
     /// Attach the container to a destination network.
     ConnectNetwork(String),
     /// Detach the container from a destination network no routed Application needs.
@@ -305,6 +315,64 @@ pub fn switch(markers: &[(String, String)], revision: &str) -> Switch {
         _ => Switch::Write {
             write: Slot::A,
             empty: Slot::B,
+        },
+    }
+}
+
+/// A Proxy naming a server, as [`serving`] weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its `metadata.creationTimestamp` (set on every stored object).
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// The Proxy that serves a server, among `candidates` (every Proxy naming that server, one
+/// being deleted included): the oldest, ties broken by name, so every reader (the Proxy
+/// and Application controllers) picks the same one whatever the order of its cache.
+pub fn serving<'a>(candidates: impl IntoIterator<Item = Candidate<'a>>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .min_by_key(|c| (c.created, c.name))
+        .map(|c| c.name)
+}
+
+/// The plan of a Proxy on `server` that `serving` (another Proxy) serves: no container (its
+/// own is removed if it exists), and `Running=False`, `Ready=False` with reason
+/// `ServerHasProxy`. The status keeps only the conditions: no container, routes or
+/// backends. Requeued at [`Requeue::Resync`]; the serving Proxy going away triggers it at
+/// once.
+pub fn standby(
+    serving: &str,
+    server: &str,
+    container: Option<&ContainerObs>,
+    old: &ProxyStatus,
+    generation: i64,
+) -> Plan {
+    let message =
+        format!("proxy {serving:?} serves server {server:?}: this one stands by (no container, no ports)");
+    let condition = |type_| ConditionUpdate {
+        type_,
+        status: ConditionStatus::False,
+        reason: ProxyReason::ServerHasProxy,
+        message: message.clone(),
+    };
+    Plan {
+        steps: container.map(|_| Step::RemoveContainer).into_iter().collect(),
+        next: Next::Report {
+            report: Box::new(Report {
+                status: ProxyStatus {
+                    observed_generation: Some(generation),
+                    conditions: old.conditions.clone(),
+                    ..ProxyStatus::default()
+                },
+                conditions: vec![
+                    condition(ProxyCondition::Running),
+                    condition(ProxyCondition::Ready),
+                ],
+            }),
+            requeue: Requeue::Resync,
         },
     }
 }

@@ -13,6 +13,10 @@
 //! a Proxy named after the server when the first Application with a domain lands on a
 //! server without one.
 //!
+//! A server has one Proxy: when several name it (a race of the auto-creation, a second
+//! manifest), the oldest serves it ([`serving_proxy`]) and the others stand by
+//! ([`decide::standby`]).
+//!
 //! # Guarantees
 //! - Level-triggered, no memory: what Traefik has live is read back from its API (a marker
 //!   middleware names the slot and revision), so a restart of berth or of Traefik converges.
@@ -31,6 +35,16 @@
 //! - Drift: Docker events on the Traefik container (die, stop, destroy...) trigger a
 //!   reconcile at once ([`crate::docker_triggers`], scoped by the extra labels), which
 //!   restarts or recreates it and uploads the routes again.
+//! - Two Proxies for one server never fight over its ports: the oldest (creation time, then
+//!   name) serves it, every other one has no container and reports `Running=False`,
+//!   `Ready=False` with reason `ServerHasProxy` naming the serving one. A Proxy change
+//!   triggers every Proxy of its server, so when the serving one is gone (its finalizer
+//!   removed its container) the next oldest takes over at once. The Application controller
+//!   judges routes by the serving Proxy only ([`serving_proxy`]).
+//! - No self-triggered loop: an unchanged world gives an unchanged status, and the status
+//!   helper writes nothing then; a failing reconcile writes no status at all, so it is
+//!   retried on its backoff. (Any Application change on the server still triggers its
+//!   Proxies at once, backoff or not, as in client-go: a watch event is new information.)
 //!
 //! # Caveats
 //! - Basic-auth Secrets are read on each reconcile; a Secret change is picked up at the
@@ -39,6 +53,9 @@
 //!   container (image or port change) requests them again.
 //! - A network counts as berth's only while a Destination names it: one left behind by a
 //!   Destination that is gone (its finalizer found the server gone) stays attached.
+//! - Nothing refuses a second Proxy for a server at admission: it is accepted and stands
+//!   by. A serving Proxy stuck in deletion (its server unreachable) keeps the others
+//!   standing by until it is gone.
 
 mod act;
 pub mod container;
@@ -55,7 +72,7 @@ use berth_crds::{
 };
 
 pub use container::{container_name, static_args};
-use decide::{Desired, Next, Refusal, decide};
+use decide::{Candidate, Desired, Networks, Next, Refusal, decide};
 
 use crate::{
     client,
@@ -148,6 +165,17 @@ fn proxies_on(proxies: &Informer<ProxySpec>, server: Option<&str>) -> Vec<Object
         .unwrap_or_default()
 }
 
+/// The Proxy that serves `server` among `proxies` (any others are ignored): the oldest of
+/// those naming it ([`decide::serving`]), one being deleted included.
+pub fn serving_proxy(proxies: &[Arc<Object<ProxySpec>>], server: &str) -> Option<Arc<Object<ProxySpec>>> {
+    let on: Vec<&Arc<Object<ProxySpec>>> = proxies.iter().filter(|p| p.spec.server == server).collect();
+    let name = decide::serving(on.iter().map(|p| Candidate {
+        name: p.name(),
+        created: p.metadata.creation_timestamp,
+    }))?;
+    on.into_iter().find(|p| p.name() == name).cloned()
+}
+
 /// Adds the Proxy controller to `manager`; it drives containers through `docker`, adding
 /// `extra_labels` to each.
 pub fn install(manager: &mut Manager, config: ControllerConfig, docker: Docker, extra_labels: Labels) {
@@ -157,6 +185,11 @@ pub fn install(manager: &mut Manager, config: ControllerConfig, docker: Docker, 
     proxies.add_index(SERVER_INDEX, |p| vec![p.spec.server.clone()]);
     let controller = Controller::new(NAME, proxies.clone())
         .with_config(config)
+        // Which Proxy serves a server depends on all of its Proxies.
+        .watches(&proxies, {
+            let proxies = proxies.clone();
+            move |p| proxies_on(&proxies, Some(&p.spec.server))
+        })
         .watches(&apps, {
             let (proxies, destinations) = (proxies.clone(), destinations.clone());
             move |app| proxies_on(&proxies, app_server(app, &destinations).as_deref())
@@ -180,6 +213,7 @@ pub fn install(manager: &mut Manager, config: ControllerConfig, docker: Docker, 
     let reconciler = ProxyReconciler {
         api: Api::all(client.clone()),
         secrets: Api::all(client),
+        proxies,
         apps,
         destinations,
         docker,
@@ -250,6 +284,7 @@ impl Reconciler<ApplicationSpec> for AutoCreate {
 pub struct ProxyReconciler {
     api: Api<ProxySpec>,
     secrets: Api<SecretSpec>,
+    proxies: Informer<ProxySpec>,
     apps: Informer<ApplicationSpec>,
     destinations: Informer<DestinationSpec>,
     docker: Docker,
@@ -266,10 +301,15 @@ impl Finalize<ProxySpec> for ProxyReconciler {
         &self.api
     }
 
-    /// Observe → decide → act, twice when the container had to be created or started.
+    /// Observe → decide → act, twice when the container had to be created or started;
+    /// once, standing by, when another Proxy serves the server.
     async fn apply(&self, proxy: Arc<Object<ProxySpec>>) -> Result<Action, Error> {
         let name = proxy.name();
         let spec = &proxy.spec;
+        let on_server = self.proxies.by_index(SERVER_INDEX, &spec.server);
+        if let Some(serving) = serving_proxy(&on_server, &spec.server).filter(|p| p.name() != name) {
+            return self.stand_by(&proxy, serving.name()).await;
+        }
         let old = proxy.status.clone().unwrap_or_default();
         let generation = proxy.generation();
         let (apps, networks) = self.gather(&spec.server).await;
@@ -306,6 +346,41 @@ impl Finalize<ProxySpec> for ProxyReconciler {
             Err(e) => return Err(e.into()),
         }
         Ok(Action::await_change())
+    }
+}
+
+impl ProxyReconciler {
+    /// Stands by while Proxy `serving` serves the server: no container, the status says so.
+    async fn stand_by(&self, proxy: &Object<ProxySpec>, serving: &str) -> Result<Action, Error> {
+        let (name, spec) = (proxy.name(), &proxy.spec);
+        let old = proxy.status.clone().unwrap_or_default();
+        // Only the container's name is used: no Application is read.
+        let desired = Desired::new(
+            name,
+            proxy.uid(),
+            spec,
+            &self.extra_labels,
+            &[],
+            Networks::default(),
+        )?;
+        let container = self.observe_container(&desired.container.name).await?;
+        let plan = decide::standby(
+            serving,
+            &spec.server,
+            container.as_ref(),
+            &old,
+            proxy.generation(),
+        );
+        tracing::debug!(proxy = name, serving, ?plan.steps, "standing by");
+        self.act(name, spec, &desired, &plan.steps).await?;
+        match plan.next {
+            Next::Report { report, requeue } => {
+                self.report(proxy, *report).await?;
+                Ok(Action::requeue(requeue.after()))
+            }
+            Next::ObserveAgain => Ok(Action::requeue(VERIFY_AGAIN)),
+            Next::Fail(refusal) => Err(refusal.into()),
+        }
     }
 }
 

@@ -145,6 +145,15 @@ impl ProxyReconciler {
         (apps, networks)
     }
 
+    /// Reads container `name` from Docker, if it exists (a standby Proxy's only look).
+    pub(super) async fn observe_container(&self, name: &str) -> Result<Option<ContainerObs>, Error> {
+        match self.docker.inspect_container(name).await {
+            Ok(state) => Ok(Some(container_obs(&state))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads container `name` from Docker and, when it has an address, what Traefik has
     /// live from its API.
     pub(super) async fn observe(&self, name: &str, after_container_steps: bool) -> Result<Observed, Error> {
@@ -170,16 +179,21 @@ impl ProxyReconciler {
             },
         };
         Ok(Observed {
-            container: Some(ContainerObs {
-                name: state.name.clone(),
-                id: state.id.clone(),
-                image: state.image.clone(),
-                config_hash: state.labels.get(label::CONFIG_HASH).cloned(),
-                running: state.running,
-                networks: state.ips.keys().cloned().collect(),
-            }),
+            container: Some(container_obs(&state)),
             traefik,
             after_container_steps,
         })
+    }
+}
+
+/// The container as the decide step needs it.
+fn container_obs(state: &docker::ContainerState) -> ContainerObs {
+    ContainerObs {
+        name: state.name.clone(),
+        id: state.id.clone(),
+        image: state.image.clone(),
+        config_hash: state.labels.get(label::CONFIG_HASH).cloned(),
+        running: state.running,
+        networks: state.ips.keys().cloned().collect(),
     }
 }

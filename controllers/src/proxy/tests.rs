@@ -15,7 +15,10 @@ use serde_json::json;
 
 use super::{
     container::{File, archive, static_args},
-    decide::{Desired, Networks, Next, Plan, Recreate, Refusal, Requeue, Slot, Step, Switch, decide, switch},
+    decide::{
+        Candidate, Desired, Networks, Next, Plan, Recreate, Refusal, Report, Requeue, Slot, Step, Switch,
+        decide, serving, standby, switch,
+    },
     observe::{ContainerObs, Observed, TraefikObs},
     render, traefik,
 };
@@ -650,4 +653,134 @@ fn the_desired_container_follows_the_spec() {
     assert_ne!(d.config_hash, other.config_hash, "ports are in the hash");
     assert_eq!(d.container.name, "berth-proxy-localhost");
     assert_ne!(d.revision, other.revision, "routes are in the revision");
+}
+
+// ---- one Proxy per server ----
+
+#[test]
+fn the_oldest_proxy_serves_the_server_ties_broken_by_name() {
+    use chrono::{TimeZone, Utc};
+    let at = |secs: i64| Some(Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap());
+    let c = |name, created| Candidate { name, created };
+    let cases: Vec<(&str, Vec<Candidate<'_>>, Option<&str>)> = vec![
+        ("no proxy: none serves", vec![], None),
+        ("one proxy serves", vec![c("px", at(5))], Some("px")),
+        (
+            "the oldest serves, whatever the cache order",
+            vec![c("localhost", at(9)), c("px", at(5)), c("zz", at(7))],
+            Some("px"),
+        ),
+        (
+            "created in the same second: the first name serves",
+            vec![c("px-b", at(5)), c("px-a", at(5))],
+            Some("px-a"),
+        ),
+    ];
+    for (name, candidates, want) in cases {
+        let mut reversed = candidates.clone();
+        reversed.reverse();
+        assert_eq!(serving(candidates), want, "{name}");
+        assert_eq!(serving(reversed), want, "{name} (reversed)");
+    }
+}
+
+/// The status `report` becomes when written at `now` (as act writes it).
+fn written(report: &Report, now: chrono::DateTime<chrono::Utc>) -> ProxyStatus {
+    let mut status = report.status.clone();
+    for c in &report.conditions {
+        crate::status::set_condition(
+            &mut status.conditions,
+            c.type_.as_str(),
+            c.status,
+            c.reason.as_str(),
+            &c.message,
+            3,
+            now,
+        );
+    }
+    status
+}
+
+#[test]
+fn a_standby_proxy_runs_nothing_and_says_who_serves() {
+    let d = desired();
+    let cases = vec![
+        ("no container: nothing to do", None, vec![]),
+        (
+            "a container of its own (it served before): removed",
+            Some(current(&d)),
+            vec![Step::RemoveContainer],
+        ),
+        (
+            "a stopped one too",
+            Some(ContainerObs {
+                running: false,
+                ..current(&d)
+            }),
+            vec![Step::RemoveContainer],
+        ),
+    ];
+    for (name, container, steps) in cases {
+        let plan = standby("px", "localhost", container.as_ref(), &old(), 3);
+        assert_eq!(plan.steps, steps, "{name}: steps");
+        let Next::Report { report, requeue } = &plan.next else {
+            panic!("{name}: next is {:?}", plan.next);
+        };
+        assert_eq!(*requeue, Requeue::Resync, "{name}: requeue");
+        assert_eq!(
+            report.status,
+            ProxyStatus {
+                observed_generation: Some(3),
+                ..ProxyStatus::default()
+            },
+            "{name}: no container, routes, revision or backends (the old ones dropped)"
+        );
+        for type_ in [ProxyCondition::Running, ProxyCondition::Ready] {
+            let c = report.condition(type_).unwrap();
+            assert_eq!(
+                (c.status, c.reason),
+                (ConditionStatus::False, ProxyReason::ServerHasProxy),
+                "{name}: {type_}"
+            );
+            assert!(
+                c.message.contains("\"px\" serves server \"localhost\""),
+                "{name}: {}",
+                c.message
+            );
+        }
+    }
+}
+
+/// A reconcile that finds the world as it left it writes the status it wrote: no write, so
+/// no watch event of its own to run it again at once (the hot loop a moving status makes).
+#[test]
+fn an_unchanged_world_rewrites_no_status() {
+    use chrono::{TimeZone, Utc};
+    let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+    let later = t0 + chrono::Duration::seconds(45);
+    // Standing by.
+    let first = written(standby("px", "localhost", None, &old(), 3).report().unwrap(), t0);
+    let again = written(
+        standby("px", "localhost", None, &first, 3).report().unwrap(),
+        later,
+    );
+    assert_eq!(again, first, "standby");
+    // Serving, settled.
+    let d = desired();
+    let observed = Observed {
+        container: Some(current(&d)),
+        traefik: live(&[("a", &d.revision)], &[]),
+        after_container_steps: false,
+    };
+    let first = written(decide(&d, &observed, &old(), 3).report().unwrap(), t0);
+    let again = written(decide(&d, &observed, &first, 3).report().unwrap(), later);
+    assert_eq!(again, first, "settled");
+    // Waiting for Traefik's API.
+    let observed = Observed {
+        traefik: TraefikObs::Unreachable("connection refused".into()),
+        ..observed
+    };
+    let first = written(decide(&d, &observed, &old(), 3).report().unwrap(), t0);
+    let again = written(decide(&d, &observed, &first, 3).report().unwrap(), later);
+    assert_eq!(again, first, "api unreachable");
 }

@@ -15,7 +15,8 @@ pub const DEFAULT_PROXY_IMAGE: &str = "traefik:v3.6";
 /// Let's Encrypt's production ACME directory.
 pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
-/// A Traefik proxy on a server (at most one per server).
+/// A Traefik proxy on a server (one per server: of several, the oldest serves it and the
+/// others stand by, `Ready=False` with reason `ServerHasProxy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxySpec {
@@ -141,6 +142,9 @@ crate::api_words! {
         ConfigErrors,
         /// `Ready=False`: the wanted revision is not (the only one) live yet.
         ConfigPending,
+        /// `Running=False`, `Ready=False`: another Proxy (older, the message names it)
+        /// serves the same server; this one runs no container and binds no port.
+        ServerHasProxy,
     }
 }
 
@@ -215,6 +219,7 @@ mod tests {
             ProxyReason::ConfigLive,
             ProxyReason::ConfigErrors,
             ProxyReason::ConfigPending,
+            ProxyReason::ServerHasProxy,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
             assert_eq!(r.to_string(), r.as_str());

@@ -17,6 +17,10 @@
 //!   ([`Step::AwaitProxy`]), and only then removes the old ones. New replicas not ready
 //!   within [`Timing::progress_deadline`] fail the rollout (`HealthCheckFailed`, `Degraded`)
 //!   with the previous version serving.
+//! - Steady while waiting: an app waiting for its route (`Ready=False RouteNotLive`, polled
+//!   every [`ROUTE_POLL`]) decided again with only the clock moved gets the status it has,
+//!   so act writes nothing and the app does not trigger itself (nor its server's Proxies,
+//!   which every Application change triggers) through its own status.
 //!
 //! # Caveats
 //! - The last log lines quoted in failure messages are read by act ([`LogsInto`]): the plan

@@ -162,7 +162,7 @@ pub fn rollout(observed: &Observed, input: RolloutInputs<'_>) -> Plan {
             // Switch routing first: only the new containers are ready.
             containers.extend(olds.iter().map(|c| old_entry(c, false)));
             next.containers = containers.clone();
-            finish(&mut next, generation, &rollout, crashing, true, now);
+            finish(&mut next, generation, &rollout, crashing, true, true, now);
             steps.push(Step::WriteStatus {
                 status: Box::new(next.clone()),
                 logs: None,
@@ -181,18 +181,19 @@ pub fn rollout(observed: &Observed, input: RolloutInputs<'_>) -> Plan {
             containers.retain(|c| observed.replicas.iter().any(|r| r.spec.name == c.name));
         }
         next.containers = containers;
-        finish(&mut next, generation, &rollout, crashing, true, now);
+        // Ready means reachable: for an app with domains, once its route is live. Set in
+        // one go (not True then False), or its transition time would move every reconcile
+        // and each status write would run the app, and its server's Proxies, again at once.
+        finish(
+            &mut next,
+            generation,
+            &rollout,
+            crashing,
+            true,
+            observed.proxy_serves,
+            now,
+        );
         if !observed.proxy_serves {
-            // Ready means reachable: for an app with domains, once its route is live.
-            set(
-                &mut next,
-                AppCondition::Ready,
-                ConditionStatus::False,
-                AppReason::RouteNotLive.as_str(),
-                "waiting for the proxy to route the domains to the ready containers",
-                generation,
-                now,
-            );
             soonest.at(ROUTE_POLL);
         }
     } else {
@@ -262,7 +263,7 @@ pub fn rollout(observed: &Observed, input: RolloutInputs<'_>) -> Plan {
             });
             soonest.at(FAILED_POLL);
         } else {
-            finish(&mut next, generation, &rollout, crashing, false, now);
+            finish(&mut next, generation, &rollout, crashing, false, true, now);
             if let Some((c, n)) = &first.crash {
                 let message = format!("{c} keeps exiting ({n} restarts); last log lines:\n");
                 let reason = AppReason::CrashLoopBackOff.as_str();

@@ -147,26 +147,37 @@ pub fn nothing_built(
     }
 }
 
-/// Sets the conditions and phase of a converged (`done`) or still-progressing app.
+/// `Ready`'s message while the proxy does not route to the ready containers yet.
+const ROUTE_NOT_LIVE: &str = "waiting for the proxy to route the domains to the ready containers";
+
+/// Sets the conditions and phase of a converged (`done`) or still-progressing app. A
+/// converged app is `Ready` once its route is live (`route_live`), else
+/// `Ready=False reason=RouteNotLive`: each condition is set once, so one that stays as it
+/// was keeps its `lastTransitionTime` (and the status is not rewritten).
 pub(super) fn finish(
     next: &mut ApplicationStatus,
     generation: i64,
     rollout: &str,
     crashing: bool,
     done: bool,
+    route_live: bool,
     now: DateTime<Utc>,
 ) {
     let n = next.containers.iter().filter(|c| c.ready).count();
     let ready = format!("{n} ready");
     let healthy = AppReason::Healthy.as_str();
     if done {
-        let reason = AppReason::ReplicasReady.as_str();
+        let (state, reason, message) = if route_live {
+            (ConditionStatus::True, AppReason::ReplicasReady, ready.as_str())
+        } else {
+            (ConditionStatus::False, AppReason::RouteNotLive, ROUTE_NOT_LIVE)
+        };
         set(
             next,
             AppCondition::Ready,
-            ConditionStatus::True,
-            reason,
-            &ready,
+            state,
+            reason.as_str(),
+            message,
             generation,
             now,
         );

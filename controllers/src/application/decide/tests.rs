@@ -1014,3 +1014,64 @@ fn network_aliases_are_ready_gated_like_the_service_alias() {
         [Step::Create { spec }] if spec.network.as_ref().is_some_and(|n| n.unhashed_aliases == aliases)
     ));
 }
+
+/// An app waiting for its route decided again, with nothing changed but the clock, writes
+/// the status it already has: no write, so no watch event of its own (each one would run
+/// the app again at once, and every Proxy of its server with it).
+#[test]
+fn waiting_for_the_route_rewrites_nothing() {
+    let template = template(false);
+    let spec = plan::replica(&template, HASH, 0);
+    let observed = Observed {
+        replicas: vec![Replica {
+            state: state(&spec, READY),
+            spec,
+            index: 0,
+        }],
+        olds: Vec::new(),
+        anything_runs: true,
+        proxy_serves: false,
+    };
+    let aliases = [ALIAS.to_string()];
+    let decide_at = |old: &ApplicationStatus, at: DateTime<Utc>| {
+        let first = super::replicas(&observed, UID, &aliases, old, TIMING, at);
+        let next = base_status(&app_spec(), old, 1);
+        let plan = rollout(
+            &observed,
+            RolloutInputs {
+                replicas: &first,
+                old,
+                next: &next,
+                hash: HASH,
+                aliases: &aliases,
+                network: NET,
+                generation: 1,
+                git: None,
+                timing: TIMING,
+                now: at,
+            },
+        );
+        plan.steps
+            .into_iter()
+            .find_map(|s| match s {
+                Step::WriteStatus { status, .. } => Some(*status),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let first = decide_at(&ApplicationStatus::default(), now());
+    let ready = first
+        .conditions
+        .iter()
+        .find(|c| c.type_ == AppCondition::Ready)
+        .unwrap();
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (ConditionStatus::False, AppReason::RouteNotLive.as_str())
+    );
+    // A quarter of a second later (the route poll), and much later: the same status.
+    for later in [250, 1_500, 60_000] {
+        let again = decide_at(&first, now() + chrono::Duration::milliseconds(later));
+        assert_eq!(again, first, "{later} ms later");
+    }
+}
