@@ -4,7 +4,9 @@
 //!
 //! - WordPress for real: MariaDB (the debootstrap engine image, as a Database) and WordPress
 //!   (Debian's packages, as an Application) from one compose file, reached through Traefik,
-//!   installed over HTTP, a post published and read back; a second copy survives a kill -9
+//!   installed over HTTP, a post published and read back; a one-off Backup of the Database
+//!   member (berth logging in with the login Secret derived from the compose environment)
+//!   to a local BackupStorage holds the post; a second copy survives a kill -9
 //!   of berth mid-converge without duplicate containers; deleting both leaves nothing of
 //!   theirs but the retained volumes, and a foreign container untouched.
 //! - Ordering: `depends_on: {condition: service_healthy}` is honoured as start order, as
@@ -42,11 +44,13 @@ const SMALL_READY: Duration = Duration::from_secs(90);
 const GONE: Duration = Duration::from_secs(120);
 
 /// What a test made outside berth, removed when it ends (declare it before the [`World`],
-/// so that berth's containers are gone before the volumes are removed).
+/// so that berth's containers are gone, and berth no longer writes, before the volumes and
+/// directories are removed).
 #[derive(Default)]
 struct Cleanup {
     containers: RefCell<Vec<String>>,
     volumes: RefCell<Vec<String>>,
+    dirs: RefCell<Vec<tempfile::TempDir>>,
 }
 
 impl Cleanup {
@@ -56,6 +60,14 @@ impl Cleanup {
 
     fn volume(&self, name: &str) {
         self.volumes.borrow_mut().push(name.to_owned());
+    }
+
+    /// A new temporary directory, removed when the test ends; returns its path.
+    fn dir(&self, prefix: &str) -> std::path::PathBuf {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let path = dir.path().to_owned();
+        self.dirs.borrow_mut().push(dir);
+        path
     }
 }
 
@@ -67,6 +79,8 @@ impl Drop for Cleanup {
         for v in self.volumes.borrow().iter() {
             let _ = docker_cli(&["volume", "rm", "-f", v]);
         }
+        // Each TempDir removes its directory as it drops.
+        self.dirs.borrow_mut().clear();
     }
 }
 
@@ -338,6 +352,91 @@ fn proxy(w: &World) -> String {
     format!("http://127.0.0.1:{http_port}")
 }
 
+/// How long a one-off Backup of the WordPress database may take (about 60 kB of SQL).
+const BACKUP_DONE: Duration = Duration::from_secs(120);
+
+/// The whole content of the gzip file at `path`, decompressed (`gzip -t` checks it first).
+fn gunzip(path: &std::path::Path) -> Vec<u8> {
+    let test = Command::new("gzip").arg("-t").arg(path).output().unwrap();
+    assert!(
+        test.status.success(),
+        "{} is not a valid gzip file: {}",
+        path.display(),
+        test.err()
+    );
+    let out = Command::new("gzip").arg("-dc").arg(path).output().unwrap();
+    assert!(out.status.success(), "gunzip {}: {}", path.display(), out.err());
+    out.stdout
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Backs up Database `database` once with a Backup `name` to a local BackupStorage `storage`
+/// in a directory `cleanup` removes; waits until it succeeds, checks its stored file against
+/// its status, deletes the Backup and the BackupStorage again, and returns the dump (SQL).
+fn backup_once(w: &World, cleanup: &Cleanup, database: &str, name: &str, storage: &str) -> Vec<u8> {
+    let ns = &w.ns;
+    let dir = cleanup.dir("berth-svc-backups-");
+    w.apply(&format!(
+        "apiVersion: berth.dev/v1\nkind: BackupStorage\nmetadata: {{name: {storage}}}\n\
+         spec:\n  local: {{server: localhost, path: {dir}}}\n",
+        dir = dir.display()
+    ));
+    w.s.run(&[
+        "wait",
+        &format!("backupstorage/{storage}"),
+        "--for=condition=Ready",
+        "--timeout",
+        "60s",
+    ])
+    .ok();
+    let t0 = Instant::now();
+    w.apply(&format!(
+        "apiVersion: berth.dev/v1\nkind: Backup\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  database: {database}\n  storages: [{storage}]\n"
+    ));
+    let b = w.until(&format!("backup {name} to finish"), BACKUP_DONE, || {
+        let b = w.try_get("backup", name)?;
+        matches!(b["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(b)
+    });
+    let st = &b["status"];
+    assert_eq!(st["phase"], "Succeeded", "backup {name}: {st:#}");
+    let path = dir.join(format!("{ns}/{database}/{name}.gz"));
+    eprintln!(
+        "backup of {database}: {} bytes in {:.1} s to {}",
+        st["sizeBytes"],
+        t0.elapsed().as_secs_f64(),
+        path.display()
+    );
+    assert_eq!(
+        st["locations"],
+        serde_json::json!([{"storage": storage, "path": path.display().to_string()}]),
+        "one copy, in the local storage: {st:#}"
+    );
+    let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(Some(stored.len() as u64), st["sizeBytes"].as_u64(), "{st:#}");
+    assert_eq!(
+        Some(sha256_hex(&stored).as_str()),
+        st["sha256"].as_str(),
+        "{st:#}"
+    );
+    let dump = gunzip(&path);
+
+    // Deleting a Backup by hand leaves its file; the storage goes after the Backup.
+    w.s.run(&["delete", "backup", name, "-n", ns]).ok();
+    w.until(&format!("backup {name} gone"), GONE, || {
+        gone(w, "backup", name).then_some(())
+    });
+    w.s.run(&["delete", "backupstorage", storage]).ok();
+    w.until(&format!("backupstorage {storage} gone"), GONE, || {
+        gone(w, "backupstorage", storage).then_some(())
+    });
+    dump
+}
+
 #[test]
 fn wordpress_service_installs_posts_and_survives_a_kill() {
     let cleanup = Cleanup::default();
@@ -459,13 +558,36 @@ fn wordpress_service_installs_posts_and_survives_a_kill() {
             && page.contains("Stored in MariaDB through the Service network"),
         "the post's page lacks its title or body"
     );
+
+    // 3. A BackupSchedule could back the Database member up: a one-off Backup logs into the
+    //    compose-configured MariaDB with the login Secret derived from the compose file's
+    //    own environment, and its dump holds the post.
+    let login = secret_data(&w, "blog-mariadb-login");
+    assert_eq!(
+        (login.get("password"), login.get("database").map(String::as_str)),
+        (generated.get("SERVICE_PASSWORD_ROOT"), Some("wordpress")),
+        "the login Secret is derived from the compose environment: {:?}",
+        login.keys().collect::<Vec<_>>()
+    );
+    let dump = backup_once(&w, &cleanup, "blog-mariadb", "blog-once", "local");
+    let dump = String::from_utf8_lossy(&dump);
+    assert!(
+        dump.contains("CREATE DATABASE") && dump.contains("`wordpress`"),
+        "the dump is of the wordpress database: {}",
+        dump.chars().take(2000).collect::<String>()
+    );
+    assert!(
+        dump.contains("Hello from a berth Service"),
+        "the dump ({} bytes of SQL) holds the post's title",
+        dump.len()
+    );
     let first_copy: BTreeMap<&str, String> = [
         ("blog-mariadb", only_container(&w, "blog-mariadb")),
         ("blog-wordpress", only_container(&w, "blog-wordpress")),
     ]
     .into();
 
-    // 3. A second copy; berth killed (SIGKILL) as soon as its first child exists, restarted.
+    // 4. A second copy; berth killed (SIGKILL) as soon as its first child exists, restarted.
     w.apply(&manifests["blog2"]);
     let first_child = w.s.until("a child of blog2", Duration::from_secs(60), || {
         ["database/blog2-mariadb", "application/blog2-wordpress"]
@@ -526,13 +648,13 @@ fn wordpress_service_installs_posts_and_survives_a_kill() {
         "no other Proxy on the server"
     );
 
-    // 4. A foreign container (no berth label), named like the Services' containers.
+    // 5. A foreign container (no berth label), named like the Services' containers.
     let foreign = format!("{ns}-blog-foreign");
     cleanup.container(&foreign);
     let busybox = w.rt.block_on(images::busybox_httpd(&w.run.docker));
     let foreign_id = docker_cli(&["run", "-d", "--name", &foreign, &busybox]).unwrap();
 
-    // 5. Delete both: nothing of theirs is left but the retained volumes.
+    // 6. Delete both: nothing of theirs is left but the retained volumes.
     let volumes: Vec<String> = ["blog", "blog2"]
         .iter()
         .map(|s| format!("{ns}-{s}_mariadb-data"))

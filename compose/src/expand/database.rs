@@ -35,7 +35,7 @@ struct EngineFacts {
     data_dir: &'static str,
     /// Variables holding the superuser password, first found wins.
     password: &'static [&'static str],
-    /// Variables holding the user name, and the default.
+    /// Variables holding the user name of that password, and the default.
     username: (&'static [&'static str], &'static str),
     /// Variables holding the database name; `None` default means the user name.
     database: (&'static [&'static str], Option<&'static str>),
@@ -55,7 +55,8 @@ const ENGINES: &[EngineFacts] = &[
         images: &["mariadb"],
         data_dir: "/var/lib/mysql",
         password: &["MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD"],
-        username: (&["MARIADB_USER", "MYSQL_USER"], "root"),
+        // The password is root's, so the login is root's (MARIADB_USER is the app's).
+        username: (&[], "root"),
         database: (&["MARIADB_DATABASE", "MYSQL_DATABASE"], Some("mysql")),
     },
     EngineFacts {
@@ -63,7 +64,7 @@ const ENGINES: &[EngineFacts] = &[
         images: &["mysql"],
         data_dir: "/var/lib/mysql",
         password: &["MYSQL_ROOT_PASSWORD"],
-        username: (&["MYSQL_USER"], "root"),
+        username: (&[], "root"),
         database: (&["MYSQL_DATABASE"], Some("mysql")),
     },
     EngineFacts {

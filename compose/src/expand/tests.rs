@@ -158,6 +158,10 @@ fn wordpress_expands_to_an_application_and_a_database_sharing_one_password() {
     );
     assert_eq!(login_secret, "blog-mariadb-login");
     assert_eq!(login["password"], g["SERVICE_PASSWORD_ROOT"]);
+    assert_eq!(
+        login["username"], "root",
+        "the password is root's, so is the login"
+    );
     assert_eq!(login["database"], "wordpress");
     assert_eq!(
         e.secret_env["mariadb.MYSQL_PASSWORD"],
