@@ -100,3 +100,15 @@ PY
   chmod 755 "$deps_dir/weed.part"
   mv "$deps_dir/weed.part" "$deps_dir/weed"
 fi
+
+# The notification channels' real receivers (tests/notify_channels.rs): aiosmtpd as the SMTP
+# server and standardwebhooks, the Standard Webhooks reference verifier. Installed once into
+# target/test-deps/python/, which the tests put on PYTHONPATH (nothing system-wide).
+py_deps="$deps_dir/python"
+if [ ! -f "$py_deps/.berth-notify-1" ]; then
+  echo "fetching: aiosmtpd, standardwebhooks"
+  mkdir -p "$py_deps"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py_deps" \
+    'aiosmtpd==1.4.6' 'standardwebhooks>=1.1,<2'
+  touch "$py_deps/.berth-notify-1"
+fi

@@ -25,6 +25,7 @@ pub mod dockers;
 pub mod git;
 pub mod git_repository;
 pub mod host_files;
+pub mod notify;
 pub mod project;
 pub mod proxy;
 pub mod restore;

@@ -494,3 +494,74 @@ fn a_database_without_injected_credentials_needs_its_secret() {
     expect(&errs, "spec.networkAliases[1]", FieldErrorKind::Duplicate);
     expect(&errs, "spec.networkAliases[2]", FieldErrorKind::Invalid);
 }
+
+fn notifier(spec: Value) -> Value {
+    json!({"apiVersion": "berth.dev/v1", "kind": "Notifier", "metadata": {"name": "n"}, "spec": spec})
+}
+
+#[test]
+fn slack_and_signed_webhook_notifiers_validate_their_fields() {
+    let secret = json!({"namespace": "ops", "name": "hooks", "key": "slack"});
+    kind("Notifier")
+        .validate(&notifier(json!({"slack": {"webhookUrlSecretRef": secret}})))
+        .unwrap();
+    kind("Notifier")
+        .validate(&notifier(json!({"webhook": {
+            "url": "https://hooks.example.com/berth", "baseUrl": "http://127.0.0.1:8080",
+            "secretRef": {"namespace": "ops", "name": "hooks", "key": "whsec"}}})))
+        .unwrap();
+    let errs = errors(
+        "Notifier",
+        &notifier(json!({"slack": {
+            "webhookUrlSecretRef": {"namespace": "Ops", "name": "hooks", "key": "slack"},
+            "baseUrl": "ftp://x"}})),
+    );
+    expect(
+        &errs,
+        "spec.slack.webhookUrlSecretRef.namespace",
+        FieldErrorKind::Invalid,
+    );
+    expect(&errs, "spec.slack.baseUrl", FieldErrorKind::Invalid);
+    let errs = errors(
+        "Notifier",
+        &notifier(json!({"webhook": {"url": "https://h.example.com", "baseUrl": "nope"}})),
+    );
+    expect(&errs, "spec.webhook.baseUrl", FieldErrorKind::Invalid);
+    // Slack counts as a channel: with a webhook, the second one named is refused.
+    let errs = errors(
+        "Notifier",
+        &notifier(json!({"slack": {"webhookUrlSecretRef": secret},
+                         "webhook": {"url": "https://h.example.com"}})),
+    );
+    expect(&errs, "spec.webhook", FieldErrorKind::Forbidden);
+    let msg = expect(
+        &errors("Notifier", &notifier(json!({}))),
+        "spec",
+        FieldErrorKind::Required,
+    );
+    assert!(msg.contains("slack"), "{msg}");
+}
+
+#[test]
+fn smtp_passwords_are_never_sent_unencrypted_off_this_machine() {
+    let email = |host: &str, tls: &str| {
+        notifier(json!({"email": {
+            "smtpHost": host, "tls": tls, "username": "berth",
+            "passwordSecretRef": {"namespace": "ops", "name": "smtp", "key": "password"},
+            "from": "berth@example.com", "to": ["ops@example.com"]}}))
+    };
+    let msg = expect(
+        &errors("Notifier", &email("smtp.example.com", "none")),
+        "spec.email.tls",
+        FieldErrorKind::Invalid,
+    );
+    assert!(msg.contains("unencrypted"), "{msg}");
+    for host in ["127.0.0.1", "localhost", "::1"] {
+        kind("Notifier").validate(&email(host, "none")).unwrap();
+    }
+    for tls in ["starttls", "tls"] {
+        kind("Notifier")
+            .validate(&email("smtp.example.com", tls))
+            .unwrap();
+    }
+}

@@ -248,6 +248,21 @@ impl Client {
             .await
     }
 
+    /// Sends a JSON merge patch (`{"status": ...}`) to an object's `/status` subresource.
+    pub async fn patch_status(
+        &self,
+        info: &KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value> {
+        let mut url = self.url(info, ns, Some(name));
+        let path = format!("{}/status", url.path());
+        url.set_path(&path);
+        self.send(Method::PATCH, url, Some(("application/merge-patch+json", patch)))
+            .await
+    }
+
     /// Deletes an object; returns it as it last was.
     pub async fn delete(&self, info: &KindInfo, ns: Option<&str>, name: &str) -> Result<Value> {
         self.send(Method::DELETE, self.url(info, ns, Some(name)), None)

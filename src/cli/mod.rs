@@ -15,6 +15,7 @@ pub mod error;
 pub mod get;
 pub mod logs;
 pub mod manifest;
+pub mod notify;
 pub mod output;
 pub mod target;
 pub mod templates;
@@ -80,6 +81,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a database from a Backup (creates a Restore) and wait for the result.
     Restore(backup::RestoreArgs),
+    /// Notifiers: `berth notify test notifier/NAME` sends a test message now.
+    Notify(notify::NotifyArgs),
     /// Print the CustomResourceDefinitions of every kind (or write them into a directory).
     Crds {
         /// Write one `<kind>.yaml` per kind into this directory instead of printing.
@@ -303,6 +306,7 @@ async fn client_verb(server: Option<&str>, token: Option<&str>, verb: &Command) 
         Command::Logs(args) => logs::run(&c, args, ns).await,
         Command::Backup(args) => backup::run_backup(&c, args, ns).await,
         Command::Restore(args) => backup::run_restore(&c, args, ns).await,
+        Command::Notify(args) => notify::run(&c, args).await,
         Command::Serve(_)
         | Command::Crds { .. }
         | Command::Templates(_)

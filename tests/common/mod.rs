@@ -9,6 +9,7 @@ pub mod files;
 pub mod git_http;
 pub mod http;
 pub mod images;
+pub mod receivers;
 pub mod registry;
 pub mod seaweedfs;
 pub mod server;

@@ -1,5 +1,14 @@
 //! `Notifier`: where berth sends notifications (deployments, backups, disk pressure):
-//! e-mail, Discord, Telegram or a webhook.
+//! e-mail, Discord, Telegram, Slack or a signed webhook.
+//!
+//! # Guarantees
+//! - Exactly one channel is set; every error names the offending field.
+//! - Every HTTP channel's base URL is configurable (`baseUrl`), for proxies and tests.
+//! - Credentials are never sent in the clear over the network: `tls: none` with a password
+//!   is accepted only for a loopback `smtpHost` (`localhost`, `127.0.0.0/8`, `::1`).
+//!
+//! # Caveats
+//! - Secrets are named here, not checked: a missing Secret is found at delivery time.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,7 +19,7 @@ use crate::resource::{AGE_COLUMN, PrinterColumn, READY_COLUMN, Resource};
 use crate::rules;
 use crate::validation::{FieldError, check};
 
-/// A notification channel: exactly one of `email`, `discord`, `telegram` or `webhook`.
+/// A notification channel: exactly one of `email`, `discord`, `telegram`, `slack` or `webhook`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotifierSpec {
@@ -23,7 +32,10 @@ pub struct NotifierSpec {
     /// A Telegram bot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telegram: Option<TelegramNotifier>,
-    /// A generic JSON webhook.
+    /// A Slack incoming webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackNotifier>,
+    /// A generic JSON webhook, signed per Standard Webhooks when `secretRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookNotifier>,
     /// Event reasons or types to send (e.g. `BackupFailed`, `Warning`); all when empty.
@@ -40,7 +52,7 @@ pub enum SmtpTls {
     Starttls,
     /// Implicit TLS (port 465).
     Tls,
-    /// No encryption (local relays only).
+    /// No encryption (local relays only: a password is accepted only for a loopback host).
     None,
 }
 
@@ -98,15 +110,37 @@ pub struct TelegramNotifier {
     pub base_url: Option<String>,
 }
 
-/// A generic JSON webhook.
+/// A Slack incoming webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlackNotifier {
+    /// The Secret key holding the incoming webhook URL (`https://hooks.slack.com/services/…`).
+    pub webhook_url_secret_ref: NamespacedSecretKeyRef,
+    /// Overrides the webhook URL's scheme and host (for testing or proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// A generic JSON webhook, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`) when `secretRef` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookNotifier {
     /// The URL events are POSTed to.
     pub url: String,
-    /// The Secret key holding an HMAC-SHA256 signing secret.
+    /// Overrides the URL's scheme and host (for testing or proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The Secret key holding the Standard Webhooks signing secret, `whsec_<base64>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<NamespacedSecretKeyRef>,
+}
+
+/// Whether `host` names this machine: `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Observed state of a Notifier.
@@ -143,6 +177,7 @@ impl Resource for NotifierSpec {
                 ("email", self.email.is_some()),
                 ("discord", self.discord.is_some()),
                 ("telegram", self.telegram.is_some()),
+                ("slack", self.slack.is_some()),
                 ("webhook", self.webhook.is_some()),
             ],
             errors,
@@ -169,6 +204,13 @@ impl Resource for NotifierSpec {
                 errors.push(FieldError::required(
                     "spec.email.username",
                     "a password needs a username",
+                ));
+            }
+            if e.password_secret_ref.is_some() && e.tls == SmtpTls::None && !is_loopback_host(&e.smtp_host) {
+                errors.push(FieldError::invalid(
+                    "spec.email.tls",
+                    "a password is never sent unencrypted: use starttls or tls, \
+                     or none only with a loopback smtpHost",
                 ));
             }
         }
@@ -199,8 +241,18 @@ impl Resource for NotifierSpec {
                 check(errors, "spec.telegram.baseUrl", rules::url(u, &["https", "http"]));
             }
         }
+        if let Some(s) = &self.slack {
+            s.webhook_url_secret_ref
+                .validate("spec.slack.webhookUrlSecretRef", errors);
+            if let Some(u) = &s.base_url {
+                check(errors, "spec.slack.baseUrl", rules::url(u, &["https", "http"]));
+            }
+        }
         if let Some(w) = &self.webhook {
             check(errors, "spec.webhook.url", rules::url(&w.url, &["https", "http"]));
+            if let Some(u) = &w.base_url {
+                check(errors, "spec.webhook.baseUrl", rules::url(u, &["https", "http"]));
+            }
             if let Some(r) = &w.secret_ref {
                 r.validate("spec.webhook.secretRef", errors);
             }
