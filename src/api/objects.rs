@@ -10,6 +10,8 @@
 //! - A write that changes nothing is not stored: the resourceVersion stays.
 //! - An object with finalizers is only marked for deletion; it disappears with the write that
 //!   removes its last finalizer.
+//! - A delete without preconditions does not fail with a conflict because a controller
+//!   wrote the object meanwhile: it reads again (up to 8 times).
 //!
 //! # Caveats
 //! Owner and namespace cascades run in the background ([`super::gc`]), as Kubernetes'
@@ -36,6 +38,8 @@ use super::{
 
 /// How many times an internal read-modify-write (patch) retries on a conflict.
 const PATCH_RETRIES: usize = 8;
+/// How often a delete without preconditions reads again after losing a race with a write.
+const DELETE_CONFLICT_RETRIES: usize = 8;
 
 /// Options of a write.
 #[derive(Debug, Clone, Copy, Default)]
@@ -264,6 +268,30 @@ impl Api {
     /// Deletes an object: at once when it has no finalizers, else by setting its
     /// deletionTimestamp. Returns the object as it last was.
     pub async fn delete(
+        &self,
+        info: &KindInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value> {
+        // As Kubernetes' GuaranteedUpdate: a delete without preconditions does not fail
+        // because a controller wrote the object (its status, a finalizer) between our read
+        // and our write; it reads again. With preconditions the conflict is the answer.
+        let preconditions = opts.resource_version.is_some() || opts.uid.is_some();
+        let mut attempt = 0;
+        loop {
+            match self.delete_once(info, ns, name, opts).await {
+                Err(Error::Conflict(message)) if !preconditions && attempt < DELETE_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(kind = info.kind, namespace = ?ns, name, attempt, message, "delete raced a write; reading again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One read-check-write of [`Self::delete`].
+    async fn delete_once(
         &self,
         info: &KindInfo,
         ns: Option<&str>,

@@ -10,8 +10,10 @@
 //!   test fails or panics.
 //!
 //! # Caveats
-//! - Free ports are found by binding port 0 and releasing it, so another process can take
-//!   one first; [`start`] then retries with new ports.
+//! - Free ports are found by binding port 0 and releasing it, so another process (another
+//!   test's server) can take one first; [`start`] then retries with new ports. The server
+//!   counts as up only once its own process listens on the S3 and filer ports (read from
+//!   `/proc`), so an answer from whoever took a port is never mistaken for it.
 //! - A test process killed outright (SIGKILL) leaves its server running.
 
 use std::{
@@ -225,29 +227,47 @@ spec:
                 self.child = None;
                 return Err(format!("weed exited ({status}):\n{}", self.log_tail()));
             }
-            let probe = async {
-                let bucket = http
-                    .post(format!("{filer}/buckets/{}/", self.bucket))
-                    .send()
-                    .await?;
-                let put = http
-                    .put(format!("{filer}/buckets/{}/.ready", self.bucket))
-                    .body("ok")
-                    .send()
-                    .await?;
-                let s3 = http.get(self.endpoint()).send().await?;
-                Ok::<bool, reqwest::Error>(
-                    (bucket.status().is_success() || bucket.status() == reqwest::StatusCode::CONFLICT)
-                        && put.status().is_success()
-                        && s3.status().as_u16() > 0,
-                )
-            };
-            if let Ok(true) = probe.await {
-                let _ = http
-                    .delete(format!("{filer}/buckets/{}/.ready", self.bucket))
-                    .send()
-                    .await;
-                return Ok(());
+            let pid = self.child.as_ref().map(Child::id).unwrap_or_default();
+            let ports = [self.s3_port, self.filer_port];
+            if let Some(port) = ports
+                .into_iter()
+                .find(|p| listener(*p).is_some_and(|l| !l.owned_by(pid)))
+            {
+                // Another process took the port between our probe and weed's bind: whatever
+                // answers there is not this server (the S3 probe would pass on any answer).
+                self.kill();
+                return Err(format!(
+                    "port {port} was taken by another process before weed bound it"
+                ));
+            }
+            let bound = ports
+                .into_iter()
+                .all(|p| listener(p).is_some_and(|l| l.owned_by(pid)));
+            if bound {
+                let probe = async {
+                    let bucket = http
+                        .post(format!("{filer}/buckets/{}/", self.bucket))
+                        .send()
+                        .await?;
+                    let put = http
+                        .put(format!("{filer}/buckets/{}/.ready", self.bucket))
+                        .body("ok")
+                        .send()
+                        .await?;
+                    let s3 = http.get(self.endpoint()).send().await?;
+                    Ok::<bool, reqwest::Error>(
+                        (bucket.status().is_success() || bucket.status() == reqwest::StatusCode::CONFLICT)
+                            && put.status().is_success()
+                            && s3.status().as_u16() > 0,
+                    )
+                };
+                if let Ok(true) = probe.await {
+                    let _ = http
+                        .delete(format!("{filer}/buckets/{}/.ready", self.bucket))
+                        .send()
+                        .await;
+                    return Ok(());
+                }
             }
             if Instant::now() > deadline {
                 self.kill();
@@ -265,6 +285,44 @@ impl Drop for SeaweedFs {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The loopback TCP listener on `port`: the socket inodes listening there (from
+/// `/proc/net/tcp`).
+struct Listener {
+    inodes: Vec<String>,
+}
+
+impl Listener {
+    /// Whether process `pid` holds one of the listening sockets.
+    fn owned_by(&self, pid: u32) -> bool {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| {
+                let t = target.to_string_lossy();
+                self.inodes.iter().any(|i| t == format!("socket:[{i}]"))
+            })
+        })
+    }
+}
+
+/// Who listens on loopback TCP `port`, if anyone.
+fn listener(port: u16) -> Option<Listener> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            let listening = *f.get(3)? == "0A";
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| f.get(9).map(|i| (*i).to_owned()))?
+        })
+        .collect();
+    (!inodes.is_empty()).then_some(Listener { inodes })
 }
 
 /// `N` distinct ports `p` such that `p` and `p + 10000` were both free a moment ago.
