@@ -33,6 +33,7 @@ mod info;
 mod labels;
 mod logs;
 mod network;
+mod prune;
 mod spec;
 mod volume;
 
@@ -47,6 +48,7 @@ pub use info::EngineInfo;
 pub use labels::{Labels, Owner};
 pub use logs::{LogLine, LogOptions, OutputStream};
 pub use network::NetworkInfo;
+pub use prune::ImageAge;
 pub use spec::{
     ContainerSpec, HealthCheck, MountSpec, NetworkAttachment, PortSpec, Probe, Protocol, RestartPolicy,
     Ulimit,

@@ -79,14 +79,25 @@ fn default_ssh_user() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerAutomation {
-    /// Disk usage (percent) above which unused images, containers and build cache are pruned.
+    /// Disk usage (percent) of Docker's data root at or above which berth removes what it
+    /// owns and no longer needs: stopped containers of past revisions and old built images.
     #[serde(default = "default_cleanup_percent")]
     #[schemars(range(min = 1, max = 100))]
     pub docker_cleanup_threshold_percent: u8,
-    /// Disk usage (percent) above which a `DiskPressure` condition and notification are raised.
+    /// Disk usage (percent) at or above which a `DiskPressure` condition and a
+    /// `DiskUsageHigh` warning event are raised (once per crossing).
     #[serde(default = "default_warning_percent")]
     #[schemars(range(min = 1, max = 100))]
     pub disk_usage_warning_percent: u8,
+    /// How often (seconds) disk usage is checked, and a cleanup run when over the threshold.
+    #[serde(default = "default_disk_check_interval")]
+    #[schemars(range(min = 10))]
+    pub disk_check_interval_seconds: u32,
+    /// The rollback window: how many of the newest built images of each Application a
+    /// cleanup keeps (images a container uses are kept anyway).
+    #[serde(default = "default_keep_images")]
+    #[schemars(range(min = 1))]
+    pub keep_images: u32,
 }
 
 impl Default for ServerAutomation {
@@ -94,6 +105,8 @@ impl Default for ServerAutomation {
         Self {
             docker_cleanup_threshold_percent: default_cleanup_percent(),
             disk_usage_warning_percent: default_warning_percent(),
+            disk_check_interval_seconds: default_disk_check_interval(),
+            keep_images: default_keep_images(),
         }
     }
 }
@@ -104,6 +117,33 @@ fn default_cleanup_percent() -> u8 {
 
 fn default_warning_percent() -> u8 {
     90
+}
+
+fn default_disk_check_interval() -> u32 {
+    600
+}
+
+fn default_keep_images() -> u32 {
+    2
+}
+
+/// What the last Docker cleanup removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CleanupRecord {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Bytes the data root's file system gained (used before minus used after; 0 if
+    /// other writes outweighed it).
+    pub freed_bytes: u64,
+    /// Containers removed.
+    pub containers: u32,
+    /// Images (or image tags) removed.
+    pub images: u32,
+    /// Disk usage (percent) before.
+    pub used_percent_before: u8,
+    /// Disk usage (percent) after.
+    pub used_percent_after: u8,
 }
 
 /// Observed state of a Server.
@@ -128,7 +168,8 @@ pub struct ServerStatus {
     /// Total memory in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
-    /// Disk usage of Docker's data root, in percent.
+    /// Disk usage of the file system holding Docker's data root, in percent (statvfs;
+    /// `localhost` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_usage_percent: Option<u8>,
     /// Bytes Docker accounts for on its data root (images, containers, volumes, cache).
@@ -137,6 +178,12 @@ pub struct ServerStatus {
     /// Docker's data directory on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_root_dir: Option<String>,
+    /// When disk usage was last checked (`spec.automation.diskCheckIntervalSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_checked_at: Option<DateTime<Utc>>,
+    /// What the last Docker cleanup removed and freed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cleanup: Option<CleanupRecord>,
     /// When the server was last probed (the heartbeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<DateTime<Utc>>,
@@ -210,6 +257,33 @@ impl Resource for ServerSpec {
                 .ssh_key_secret_ref
                 .validate("spec.remote.sshKeySecretRef", errors);
         }
+        let auto = &self.automation;
+        for (field, value) in [
+            (
+                "spec.automation.dockerCleanupThresholdPercent",
+                auto.docker_cleanup_threshold_percent,
+            ),
+            (
+                "spec.automation.diskUsageWarningPercent",
+                auto.disk_usage_warning_percent,
+            ),
+        ] {
+            if !(1..=100).contains(&value) {
+                errors.push(FieldError::invalid(field, "must be between 1 and 100"));
+            }
+        }
+        if auto.disk_check_interval_seconds < 10 {
+            errors.push(FieldError::invalid(
+                "spec.automation.diskCheckIntervalSeconds",
+                "must be at least 10",
+            ));
+        }
+        if auto.keep_images < 1 {
+            errors.push(FieldError::invalid(
+                "spec.automation.keepImages",
+                "must be at least 1",
+            ));
+        }
     }
 }
 
@@ -222,5 +296,67 @@ crate::api_words! {
         Unreachable,
         /// berth cannot drive this kind of server yet; not retried.
         Unsupported,
+    }
+}
+
+crate::api_words! {
+    /// Reasons of the events a Server's disk automation records.
+    pub enum ServerEventReason {
+        /// A cleanup removed berth's unneeded containers and images (the message says what
+        /// it freed).
+        DockerCleanupDone,
+        /// A cleanup was due but failed (the message says why); retried at the next check.
+        DockerCleanupFailed,
+        /// Disk usage reached `diskUsageWarningPercent` (a Warning, once per crossing).
+        DiskUsageHigh,
+        /// Disk usage is back below `diskUsageWarningPercent`.
+        DiskUsageNormal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn fields(auto: ServerAutomation) -> Vec<String> {
+        let spec = ServerSpec {
+            localhost: Some(LocalDocker::default()),
+            automation: auto,
+            ..ServerSpec::default()
+        };
+        let mut errors = Vec::new();
+        spec.validate(&mut errors);
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn automation_defaults_are_valid_and_bad_values_name_their_field() {
+        assert!(fields(ServerAutomation::default()).is_empty());
+        let bad = ServerAutomation {
+            docker_cleanup_threshold_percent: 0,
+            disk_usage_warning_percent: 101,
+            disk_check_interval_seconds: 5,
+            keep_images: 0,
+        };
+        assert_eq!(
+            fields(bad),
+            [
+                "spec.automation.dockerCleanupThresholdPercent",
+                "spec.automation.diskUsageWarningPercent",
+                "spec.automation.diskCheckIntervalSeconds",
+                "spec.automation.keepImages",
+            ]
+        );
+    }
+
+    #[test]
+    fn automation_fields_default_when_absent() {
+        let spec: ServerSpec =
+            serde_json::from_str(r#"{"localhost": {}, "automation": {"keepImages": 3}}"#).unwrap();
+        assert_eq!(spec.automation.keep_images, 3);
+        assert_eq!(spec.automation.disk_check_interval_seconds, 600);
+        assert_eq!(spec.automation.docker_cleanup_threshold_percent, 80);
     }
 }
