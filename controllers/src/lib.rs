@@ -3,7 +3,8 @@
 //! server). Reconcilers:
 //! [`project`], [`server`], [`destination`], [`application`], [`database`], [`backup_storage`],
 //! [`backup_schedule`], [`backup`], [`restore`] (Docker events reach them through
-//! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]).
+//! [`docker_triggers`]) and [`git_repository`] (over the Git adapter [`git`]); [`notification`]
+//! delivers Events through the [`notify`] channels.
 //!
 //! ```ignore
 //! let mut manager = Manager::new(client, metrics);
@@ -25,6 +26,7 @@ pub mod dockers;
 pub mod git;
 pub mod git_repository;
 pub mod host_files;
+pub mod notification;
 pub mod notify;
 pub mod project;
 pub mod proxy;
@@ -52,8 +54,8 @@ pub struct Options {
     /// The Application controller's tunables.
     pub apps: application::AppOptions,
     /// Controllers not to run, by name (`server`, `destination`, `application`, `database`,
-    /// `proxy`, `gitrepository`, `backup` — the last one disables storages, schedules,
-    /// backups and restores).
+    /// `service`, `proxy`, `gitrepository`, `notification`, `backup` — the last one disables storages,
+    /// schedules, backups and restores).
     pub disabled: Vec<String>,
     /// A connected Docker client for the Proxy controllers; they run only with one.
     pub proxy_docker: Option<docker::Docker>,
@@ -131,6 +133,11 @@ pub fn install(manager: &mut berth_runtime::Manager, options: &Options) {
     }
     if enabled(git_repository::NAME) {
         git_repository::install(manager, options.controller.clone(), options.git_cache_dir.clone());
+    }
+    if enabled(notification::NAME)
+        && let Err(e) = notification::install(manager, options.controller.clone())
+    {
+        tracing::error!(error = %e, "the notification controller is not running");
     }
     let client = manager.client_for("event-sweeper");
     let (ttl, every) = (options.event_ttl, options.event_sweep_every);

@@ -565,3 +565,33 @@ fn smtp_passwords_are_never_sent_unencrypted_off_this_machine() {
             .unwrap();
     }
 }
+
+#[test]
+fn notifier_routes_name_their_bad_fields() {
+    let hook = json!({"url": "https://h.example.com/hook"});
+    let with_route = |route: Value| notifier(json!({"webhook": hook, "route": route}));
+    kind("Notifier")
+        .validate(&with_route(json!({
+            "reasons": ["BackupFailed"], "types": ["Warning"], "namespaces": ["shop"],
+            "minSeverity": "warning", "groupWait": "1s", "groupInterval": "1m",
+            "repeatInterval": "4h", "sendResolved": false})))
+        .unwrap();
+    kind("Notifier").validate(&with_route(json!({}))).unwrap();
+    let errs = errors(
+        "Notifier",
+        &with_route(json!({
+            "reasons": ["Backup Failed"], "types": ["Error"], "namespaces": ["Shop_1"],
+            "groupWait": "soon", "groupInterval": "5 minutes", "repeatInterval": "10s"})),
+    );
+    expect(&errs, "spec.route.reasons[0]", FieldErrorKind::Invalid);
+    let msg = expect(&errs, "spec.route.types[0]", FieldErrorKind::Invalid);
+    assert!(msg.contains("Normal or Warning"), "{msg}");
+    expect(&errs, "spec.route.namespaces[0]", FieldErrorKind::Invalid);
+    expect(&errs, "spec.route.groupWait", FieldErrorKind::Invalid);
+    expect(&errs, "spec.route.groupInterval", FieldErrorKind::Invalid);
+    expect(&errs, "spec.route.repeatInterval", FieldErrorKind::Invalid);
+    let errs = errors("Notifier", &with_route(json!({"groupWait": "2h"})));
+    expect(&errs, "spec.route.groupWait", FieldErrorKind::Invalid);
+    let errs = errors("Notifier", &with_route(json!({"minSeverity": "fatal"})));
+    assert!(errs.to_string().contains("spec.route.minSeverity"), "{errs}");
+}

@@ -160,7 +160,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub app_progress_deadline: Duration,
     /// Controllers not to run (comma-separated: `server`, `destination`, `application`, `database`,
-    /// `proxy`, `backup`, `gitrepository`).
+    /// `service`, `proxy`, `backup`, `gitrepository`, `notification`).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
     /// Where GitRepositories' bare repositories are cached (default: `<data-dir>/git`, or

@@ -96,7 +96,17 @@ pub async fn run(c: &Client, args: &NotifyArgs) -> Result<ExitCode> {
         .and_then(serde_json::Value::as_i64)
         .unwrap_or_default();
     record_delivery(&mut status, &result, generation, chrono::Utc::now());
-    let patch = serde_json::json!({ "status": status });
+    // Only the fields a delivery records: the delivery controller keeps its queue in the
+    // same status, and a merge patch of the whole (stale) status would overwrite it.
+    let mut recorded = serde_json::Map::new();
+    if let Ok(serde_json::Value::Object(all)) = serde_json::to_value(&status) {
+        for key in ["conditions", "sent", "failed", "observedGeneration"] {
+            if let Some(v) = all.get(key) {
+                recorded.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
+    let patch = serde_json::json!({ "status": recorded });
     if let Err(e) = c.patch_status(notifier_info, None, name, &patch).await {
         eprintln!("warning: notifier/{name}: status not updated: {e}");
     }
