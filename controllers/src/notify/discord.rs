@@ -10,7 +10,6 @@
 //! # Caveats
 //! - No `@here` mention, and no `?wait=true`: success is Discord's plain 204.
 
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::http::{self, Answer};
@@ -31,19 +30,16 @@ impl DiscordChannel {
 
     /// Posts `message` as one embed.
     pub async fn send(&self, client: &reqwest::Client, message: &Message) -> Result<(), NotifyError> {
-        let result = async {
-            let url = http::rebase(
-                self.url.expose(),
-                self.base_url.as_deref(),
-                "the Discord webhook URL",
-            )?;
-            let body = serde_json::to_vec(&payload(message))
-                .map_err(|e| NotifyError::config(format!("discord: encode: {e}")))?;
-            let answer = http::post(client, "discord", url, HeaderMap::new(), body).await?;
-            http::check("discord", &answer, body_retry_after(&answer))
-        }
-        .await;
-        result.map_err(|e| e.redact_url(&self.url))
+        http::post_to_secret_url(
+            client,
+            "discord",
+            &self.url,
+            self.base_url.as_deref(),
+            "the Discord webhook URL",
+            &payload(message),
+            body_retry_after,
+        )
+        .await
     }
 }
 

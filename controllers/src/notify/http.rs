@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use super::NotifyError;
+use super::{NotifyError, Secret};
 
 /// The longest delay a receiver may ask for; more is clamped (a bogus value must not park
 /// a notification for days).
@@ -77,6 +77,29 @@ pub(crate) async fn post(
         headers,
         body,
     })
+}
+
+/// POSTs `payload` to a webhook whose whole URL is a secret (Discord, Slack), rebased onto
+/// `base`, and classifies the answer (`body_retry_after` reads a delay from the receiver's
+/// body). The URL is redacted from any error. `what` names the URL in errors.
+pub(crate) async fn post_to_secret_url(
+    http: &reqwest::Client,
+    channel: &str,
+    url: &Secret,
+    base: Option<&str>,
+    what: &str,
+    payload: &serde_json::Value,
+    body_retry_after: fn(&Answer) -> Option<Duration>,
+) -> Result<(), NotifyError> {
+    let result = async {
+        let target = rebase(url.expose(), base, what)?;
+        let body = serde_json::to_vec(payload)
+            .map_err(|e| NotifyError::config(format!("{channel}: encode: {e}")))?;
+        let answer = post(http, channel, target, HeaderMap::new(), body).await?;
+        check(channel, &answer, body_retry_after(&answer))
+    }
+    .await;
+    result.map_err(|e| e.redact_url(url))
 }
 
 /// A transport failure: retryable unless the request could not even be built.

@@ -8,7 +8,6 @@
 //! - Slack's plain-text errors (`invalid_payload`, `channel_not_found`…) are permanent;
 //!   429 and 5xx are retried (`Retry-After` honoured).
 
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::http;
@@ -29,19 +28,17 @@ impl SlackChannel {
 
     /// Posts `message`.
     pub async fn send(&self, client: &reqwest::Client, message: &Message) -> Result<(), NotifyError> {
-        let result = async {
-            let url = http::rebase(
-                self.url.expose(),
-                self.base_url.as_deref(),
-                "the Slack webhook URL",
-            )?;
-            let body = serde_json::to_vec(&payload(message))
-                .map_err(|e| NotifyError::config(format!("slack: encode: {e}")))?;
-            let answer = http::post(client, "slack", url, HeaderMap::new(), body).await?;
-            http::check("slack", &answer, None)
-        }
-        .await;
-        result.map_err(|e| e.redact_url(&self.url))
+        // Slack names no delay in its body; `Retry-After` is read by the shared check.
+        http::post_to_secret_url(
+            client,
+            "slack",
+            &self.url,
+            self.base_url.as_deref(),
+            "the Slack webhook URL",
+            &payload(message),
+            |_| None,
+        )
+        .await
     }
 }
 

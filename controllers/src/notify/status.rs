@@ -21,6 +21,18 @@ use crate::status::set_condition;
 /// The condition a delivery sets.
 pub const READY: &str = "Ready";
 
+berth_crds::api_words! {
+    /// The reasons of a Notifier's `Ready` after a delivery attempt.
+    pub enum DeliveryReason {
+        /// The receiver accepted the last notification.
+        Delivered,
+        /// The last attempt failed in a way a retry may fix; it is still pending.
+        DeliveryRetrying,
+        /// The last attempt failed for good (refused, or misconfigured).
+        DeliveryFailed,
+    }
+}
+
 /// Records the outcome of one delivery attempt in `status`; returns whether it changed.
 pub fn record_delivery(
     status: &mut NotifierStatus,
@@ -34,14 +46,22 @@ pub fn record_delivery(
             status.sent += 1;
             (
                 ConditionStatus::True,
-                "Delivered",
+                DeliveryReason::Delivered,
                 "the last notification was delivered".to_owned(),
             )
         }
-        Err(e @ NotifyError::Retry { .. }) => (ConditionStatus::False, "DeliveryRetrying", e.to_string()),
+        Err(e @ NotifyError::Retry { .. }) => (
+            ConditionStatus::False,
+            DeliveryReason::DeliveryRetrying,
+            e.to_string(),
+        ),
         Err(e) => {
             status.failed += 1;
-            (ConditionStatus::False, "DeliveryFailed", e.to_string())
+            (
+                ConditionStatus::False,
+                DeliveryReason::DeliveryFailed,
+                e.to_string(),
+            )
         }
     };
     status.observed_generation = Some(generation);
@@ -49,7 +69,7 @@ pub fn record_delivery(
         &mut status.conditions,
         READY,
         cond,
-        reason,
+        reason.as_str(),
         &message,
         generation,
         now,
